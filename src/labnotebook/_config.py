@@ -1,0 +1,117 @@
+"""Settings, declared once.
+
+Every setting can come from an argument, from a ``LABNOTEBOOK_*`` environment
+variable, or from its default, in that order. The environment is read once, when
+:func:`labnotebook.init` (or the server's ``create_app``) builds a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from ._errors import ValidationError
+
+ENV_PREFIX = "LABNOTEBOOK_"
+
+
+def default_home() -> Path:
+    """The per-user folder that holds the default store, spool and artifacts."""
+    return Path(platformdirs.user_data_dir("labnotebook", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Client settings. Each field maps to ``LABNOTEBOOK_<FIELD NAME IN CAPITALS>``."""
+
+    #: Store URL: ``sqlite:///path``, ``postgresql://...`` or ``http(s)://server``.
+    url: str = ""
+    #: Folder for the default SQLite store, the spool and artifacts.
+    home: str = ""
+    #: Token sent to a tracking server (``http(s)://`` stores only).
+    token: str = ""
+    #: Seconds between background flushes of logged values.
+    flush_interval: float = 0.5
+    #: Seconds between heartbeats of a running run.
+    heartbeat_interval: float = 10.0
+    #: A running run whose last heartbeat is older than this many seconds is crashed.
+    crash_timeout: float = 60.0
+    #: Seconds that finishing a run waits for its data to reach the store.
+    exit_timeout: float = 30.0
+    #: Most points held in memory before new batches are spilled to the spool file.
+    buffer_limit: int = 2_000_000
+    #: Seconds to wait between attempts to reach a failing store.
+    retry_interval: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("flush_interval", "heartbeat_interval", "crash_timeout",
+                     "exit_timeout", "retry_interval"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValidationError(
+                    f"setting {name}={value!r} must be a positive number of seconds"
+                )
+        if not isinstance(self.buffer_limit, int) or self.buffer_limit < 1000:
+            raise ValidationError(
+                f"setting buffer_limit={self.buffer_limit!r} must be an integer >= 1000"
+            )
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home) if self.home else default_home()
+
+    @property
+    def store_url(self) -> str:
+        """The store URL, defaulting to a SQLite file in :attr:`home_path`."""
+        if self.url:
+            return self.url
+        return f"sqlite:///{self.home_path / 'labnotebook.db'}"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home_path / "spool"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Build settings from ``LABNOTEBOOK_*`` variables, then ``overrides``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValidationError(
+                f"unknown setting(s) {sorted(unknown)}; known settings are "
+                f"{sorted(f.name for f in fields(cls))}"
+            )
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _parse(name: str, raw: str, type_: Any) -> Any:
+    kind = str(type_)
+    try:
+        if kind == "float":
+            return float(raw)
+        if kind == "int":
+            return int(raw)
+    except ValueError:
+        raise ValidationError(
+            f"environment variable {ENV_PREFIX}{name.upper()}={raw!r} is not a "
+            f"valid {kind}"
+        ) from None
+    return raw
+
