@@ -1,0 +1,69 @@
+"""labnotebook: the lab notebook for machine-learning runs.
+
+    import labnotebook as lab
+
+    with lab.start("baseline", params={"lr": 1e-3}) as run:
+        for step in range(100):
+            run.log(loss=1 / (step + 1))
+
+See docs/ for the full guide.
+"""
+
+from __future__ import annotations
+
+from ._api import (
+    current,
+    delete_run,
+    experiments,
+    get_run,
+    history,
+    init,
+    runs,
+    start,
+    sync,
+)
+from ._compat import end_experiment, initialize, start_experiment, step_experiment
+from ._config import Settings
+from ._errors import (
+    ConflictError,
+    FilterError,
+    LabnotebookError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+    ValidationError,
+)
+from ._notebook import Notebook
+from ._run import Run
+from ._store.base import Note, Summary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConflictError",
+    "FilterError",
+    "LabnotebookError",
+    "Note",
+    "Notebook",
+    "NotFoundError",
+    "Run",
+    "Settings",
+    "StoreError",
+    "StoreUnavailableError",
+    "Summary",
+    "ValidationError",
+    "__version__",
+    "current",
+    "delete_run",
+    "end_experiment",
+    "experiments",
+    "get_run",
+    "history",
+    "init",
+    "initialize",
+    "runs",
+    "start",
+    "start_experiment",
+    "step_experiment",
+    "sync",
+]

@@ -1,0 +1,122 @@
+"""Module-level functions: one default :class:`Notebook` per process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from ._config import Settings
+from ._notebook import DEFAULT_EXPERIMENT, Notebook
+from ._run import Run
+
+_default: Notebook | None = None
+_default_lock = threading.Lock()
+
+
+def init(
+    url: str | None = None,
+    *,
+    token: str | None = None,
+    home: str | None = None,
+    **settings: Any,
+) -> Notebook:
+    """Connect to a store and make it the default for the module functions.
+
+    url: ``sqlite:///path.db``, ``postgresql://user@host/db`` or
+        ``http://server:port``; default ``LABNOTEBOOK_URL``, else a SQLite file in
+        the per-user data folder.
+    token: token for a tracking server (default ``LABNOTEBOOK_TOKEN``).
+    home: folder for the default store and the spool (``LABNOTEBOOK_HOME``).
+    settings: any other :class:`Settings` field, e.g. ``flush_interval=1.0``.
+    """
+    global _default
+    notebook = Notebook(Settings.from_env(url=url, token=token, home=home, **settings))
+    with _default_lock:
+        previous, _default = _default, notebook
+    if previous is not None and previous.store.url != notebook.store.url:
+        previous.close()
+    return notebook
+
+
+def current() -> Notebook:
+    """The default notebook, created from the environment on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Notebook(Settings.from_env())
+        return _default
+
+
+def start(
+    name: str | None = None,
+    *,
+    experiment: str = DEFAULT_EXPERIMENT,
+    params: Mapping[str, Any] | Any = None,
+    tags: list[str] | str | None = None,
+) -> Run:
+    """Start a run in the default store.
+
+    name: a readable name (default ``run-<6 hex digits>``).
+    experiment: the experiment that groups this run (created if new).
+    params: hyperparameters, any JSON-compatible dict (numpy values converted).
+    tags: a tag or list of tags.
+    """
+    return current().start(name, experiment=experiment, params=params, tags=tags)
+
+
+def get_run(run_id: str) -> Run:
+    """The run with this id (or a unique prefix of at least 4 characters)."""
+    return current().get_run(run_id)
+
+
+def runs(
+    where: str | None = None,
+    *,
+    experiment: str | None = None,
+    order_by: str | None = None,
+    descending: bool = True,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Runs as a DataFrame, newest first.
+
+    where: a filter, e.g. ``"params.lr < 1e-3 and metrics.acc.max > 0.9"``
+        (see docs/filter-language.md).
+    experiment: only runs of this experiment.
+    order_by: a field to sort by, e.g. ``"metrics.val/loss.min"``.
+    descending: sort direction.
+    limit: at most this many runs.
+    """
+    return current().runs(
+        where, experiment=experiment, order_by=order_by, descending=descending,
+        limit=limit,
+    )
+
+
+def history(
+    run_id: str,
+    keys: str | list[str] | None = None,
+    *,
+    start: int | None = None,
+    stop: int | None = None,
+    with_time: bool = False,
+) -> pd.DataFrame:
+    """Metric values of a run as a DataFrame indexed by step."""
+    return current().history(run_id, keys, start=start, stop=stop, with_time=with_time)
+
+
+def experiments() -> pd.DataFrame:
+    """All experiments in the default store, with their number of runs."""
+    return current().experiments()
+
+
+def delete_run(run_id: str) -> None:
+    """Delete a run and everything logged to it."""
+    current().delete_run(run_id)
+
+
+def sync() -> int:
+    """Send spooled batches of ended processes to the default store."""
+    return current().sync()

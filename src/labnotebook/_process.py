@@ -1,0 +1,102 @@
+"""Process-wide hooks that end active runs: normal exit, uncaught exceptions, SIGTERM.
+
+Installed once, on the first run started in the process. Earlier handlers are
+kept and called after ours.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import traceback
+import weakref
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._run import Run
+
+logger = logging.getLogger(__name__)
+
+_active: weakref.WeakSet[Run] = weakref.WeakSet()
+_installed = False
+_install_lock = threading.Lock()
+_previous_excepthook = sys.excepthook
+_previous_sigterm: Any = None
+
+
+def register(run: Run) -> None:
+    _install()
+    _active.add(run)
+
+
+def unregister(run: Run) -> None:
+    _active.discard(run)
+
+
+def active_runs() -> list[Run]:
+    return list(_active)
+
+
+def _finish_all(status: str, error: str | None = None) -> None:
+    for run in list(_active):
+        try:
+            run.finish(status, error=error)
+        except Exception:
+            logger.exception("could not finish run %s", run.id)
+
+
+def _install() -> None:
+    global _installed, _previous_excepthook, _previous_sigterm
+    with _install_lock:
+        if _installed:
+            return
+        _installed = True
+        atexit.register(_at_exit)
+        _previous_excepthook = sys.excepthook
+        sys.excepthook = _excepthook
+        if threading.current_thread() is threading.main_thread():
+            _previous_sigterm = signal.getsignal(signal.SIGTERM)
+            if _previous_sigterm is not signal.SIG_IGN:
+                signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _at_exit() -> None:
+    _finish_all("finished")
+
+
+def _excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        _finish_all("killed")
+    else:
+        _finish_all("failed", "".join(traceback.format_exception(exc_type, exc, tb)))
+    _previous_excepthook(exc_type, exc, tb)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    _finish_all("killed")
+    previous = _previous_sigterm
+    if callable(previous):
+        previous(signum, frame)
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def host_info() -> dict[str, Any]:
+    """Host, pid and command line (or notebook) of this process."""
+    if "ipykernel" in sys.modules:
+        command = "jupyter notebook"
+        session = os.environ.get("JPY_SESSION_NAME")
+        if session:
+            command += f" {session}"
+    else:
+        command = " ".join([sys.executable, *sys.argv])
+    return {"host": socket.gethostname(), "pid": os.getpid(), "command": command}

@@ -1,0 +1,33 @@
+"""Stores: where runs are kept. :func:`open_store` picks one from a URL."""
+
+from __future__ import annotations
+
+from .._errors import ValidationError
+from .base import Batch, Experiment, Note, RunCreate, RunRecord, Store, Summary
+
+__all__ = [
+    "Batch",
+    "Experiment",
+    "Note",
+    "RunCreate",
+    "RunRecord",
+    "Store",
+    "Summary",
+    "open_store",
+]
+
+
+def open_store(url: str, *, token: str = "", crash_timeout: float = 60.0) -> Store:
+    """Open the store at ``url``: a SQLite file, PostgreSQL, or a tracking server."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValidationError(
+            f"store URL must be a non-empty string, got {url!r}; for example "
+            "sqlite:///runs.db or postgresql://user@host/dbname"
+        )
+    if url.startswith(("http://", "https://")):
+        from .http import HttpStore
+
+        return HttpStore(url, token=token)
+    from .sql import SqlStore
+
+    return SqlStore(url, crash_timeout=crash_timeout)

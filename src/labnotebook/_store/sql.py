@@ -1,0 +1,756 @@
+"""The SQL store: SQLite and PostgreSQL through SQLAlchemy Core.
+
+Writes take the fast bulk path of each dialect (``executemany`` of one prepared
+statement on SQLite, ``COPY`` on PostgreSQL) inside one transaction per batch. On
+SQLite every write transaction starts with ``BEGIN IMMEDIATE``, so concurrent
+writers queue on the busy timeout instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from .._errors import (
+    ConflictError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+    ValidationError,
+)
+from .._schema import (
+    batches,
+    effective_status,
+    experiments,
+    notes,
+    points,
+    runs,
+    series,
+    step_fields,
+)
+from . import migrate
+from .base import Batch, Columns, Experiment, Note, RunCreate, RunRecord, Summary
+
+logger = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT = 60.0
+PG_CONNECT_TIMEOUT = 5
+MIN_PREFIX = 4
+_WRITE = "labnotebook_write"
+
+
+def make_engine(url: str) -> sa.Engine:
+    """Create an engine for a ``sqlite:///`` or ``postgresql://`` URL."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ValidationError(
+            f"store URL {url!r} is not a valid URL; use sqlite:///path/to/file.db, "
+            "postgresql://user@host/dbname or http://host:port"
+        ) from None
+
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed)
+    if backend in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        return sa.create_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_size=4,
+            max_overflow=8,
+            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT},
+        )
+    raise ValidationError(
+        f"store URL scheme {parsed.drivername!r} is not supported; use sqlite:///, "
+        "postgresql:// or http(s)://"
+    )
+
+
+def _sqlite_engine(parsed: sa.URL) -> sa.Engine:
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        raise ValidationError(
+            "an in-memory SQLite store cannot be shared with the background writer; "
+            "give a file path, e.g. sqlite:///runs.db"
+        )
+    path = Path(database).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValidationError(
+            f"cannot create the folder for SQLite store {str(path)!r}: {exc}"
+        ) from None
+
+    engine = sa.create_engine(
+        parsed.set(database=str(path)),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _translate(exc: Exception, url: str) -> Exception:
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return StoreUnavailableError(f"store {_safe_url(url)} is unavailable: {exc.orig}")
+    if isinstance(exc, sa.exc.DBAPIError):
+        return StoreError(f"store {_safe_url(url)} failed: {exc.orig}")
+    return exc
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<invalid URL>"
+
+
+class SqlStore:
+    """A store in a SQLite file or a PostgreSQL database."""
+
+    def __init__(self, url: str, *, crash_timeout: float = 60.0, upgrade: bool = True):
+        self.url = url
+        self.crash_timeout = crash_timeout
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._ready = not upgrade
+        self._ready_lock = threading.Lock()
+
+    def prepare(self) -> None:
+        """Create or upgrade the schema now (otherwise done on first use)."""
+        with self._ready_lock:
+            if self._ready:
+                return
+            try:
+                migrate.upgrade(self.engine)
+            except sa.exc.DBAPIError as exc:
+                raise _translate(exc, self.url) from exc
+            self._ready = True
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def _connect(self, write: bool = False) -> Iterator[sa.Connection]:
+        if not self._ready:
+            self.prepare()
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn = conn.execution_options(**{_WRITE: True})
+                with conn.begin():
+                    yield conn
+        except sa.exc.DBAPIError as exc:
+            raise _translate(exc, self.url) from exc
+
+    # ----------------------------------------------------------------- writing
+
+    def write(self, batch: Batch) -> None:
+        """Apply ``batch`` all-or-nothing; a batch already applied is skipped."""
+        now = time.time()
+        with self._connect(write=True) as conn:
+            if not self._claim_batch(conn, batch, now):
+                return
+            if batch.create is not None:
+                self._create_run(conn, batch.run_id, batch.create, now)
+            elif not conn.execute(
+                sa.select(runs.c.id).where(runs.c.id == batch.run_id)
+            ).first():
+                raise NotFoundError(f"run {batch.run_id!r} does not exist (deleted?)")
+
+            if batch.points:
+                self._write_points(conn, batch.run_id, batch.points)
+            if batch.fields:
+                self._write_fields(conn, batch.run_id, batch.fields)
+            if batch.notes:
+                conn.execute(
+                    notes.insert(),
+                    [
+                        {"run_id": batch.run_id, "step": step, "created_at": t,
+                         "updated_at": t, "text": text}
+                        for t, step, text in batch.notes
+                    ],
+                )
+            self._update_run_row(conn, batch, now)
+
+    def _claim_batch(self, conn: sa.Connection, batch: Batch, now: float) -> bool:
+        insert = _insert(self.dialect, batches).values(
+            id=batch.id, run_id=batch.run_id, applied_at=now
+        )
+        claimed = conn.execute(
+            insert.on_conflict_do_nothing(index_elements=["id"]).returning(batches.c.id)
+        ).first()
+        return claimed is not None
+
+    def _create_run(
+        self, conn: sa.Connection, run_id: str, create: RunCreate, now: float
+    ) -> None:
+        experiment_id = self._experiment_id(conn, create.experiment, now)
+        insert = _insert(self.dialect, runs).values(
+            id=run_id,
+            experiment_id=experiment_id,
+            name=create.name,
+            status="running",
+            params=create.params,
+            tags=create.tags,
+            started_at=create.started_at,
+            heartbeat_at=now,
+            updated_at=now,
+            host=create.host,
+            pid=create.pid,
+            command=create.command,
+            environment=create.environment,
+        )
+        conn.execute(insert.on_conflict_do_nothing(index_elements=["id"]))
+
+    def _experiment_id(self, conn: sa.Connection, name: str, now: float) -> int:
+        insert = _insert(self.dialect, experiments).values(name=name, created_at=now)
+        conn.execute(insert.on_conflict_do_nothing(index_elements=["name"]))
+        found = conn.execute(
+            sa.select(experiments.c.id).where(experiments.c.name == name)
+        ).scalar_one()
+        return int(found)
+
+    def _write_points(
+        self, conn: sa.Connection, run_id: str, data: dict[str, Columns]
+    ) -> None:
+        keys = sorted(data)
+        existing = self._series_rows(conn, run_id, keys)
+        missing = [k for k in keys if k not in existing]
+        if missing:
+            insert = _insert(self.dialect, series).on_conflict_do_nothing(
+                index_elements=["run_id", "key"]
+            )
+            conn.execute(insert, [{"run_id": run_id, "key": k} for k in missing])
+            existing.update(self._series_rows(conn, run_id, missing))
+
+        rows: list[tuple[int, int, float, float]] = []
+        fresh: list[tuple[int, str, Columns]] = []
+        overlapping: list[int] = []
+        for key in keys:
+            row = existing[key]
+            steps, values, times = _dedupe(*data[key])
+            series_id = int(row.id)
+            rows.extend(zip([series_id] * len(steps), steps, values, times,
+                            strict=True))
+            if row.last_step is not None and steps[0] <= row.last_step:
+                overlapping.append(series_id)
+            else:
+                fresh.append((series_id, key, (steps, values, times)))
+
+        self._insert_points(conn, rows, upsert=bool(overlapping))
+
+        updates = [
+            _merge_summary(existing[key], cols) | {"sid": series_id}
+            for series_id, key, cols in fresh
+        ]
+        if updates:
+            conn.execute(
+                series.update()
+                .where(series.c.id == sa.bindparam("sid"))
+                .values(
+                    count=sa.bindparam("count"),
+                    last=sa.bindparam("last"),
+                    last_step=sa.bindparam("last_step"),
+                    last_time=sa.bindparam("last_time"),
+                    min=sa.bindparam("min"),
+                    max=sa.bindparam("max"),
+                ),
+                updates,
+            )
+        for series_id in overlapping:
+            self._recompute_summary(conn, series_id)
+
+    def _series_rows(
+        self, conn: sa.Connection, run_id: str, keys: list[str]
+    ) -> dict[str, Any]:
+        query = sa.select(series).where(
+            series.c.run_id == run_id, series.c.key.in_(keys)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        return {row.key: row for row in conn.execute(query)}
+
+    def _insert_points(
+        self, conn: sa.Connection, rows: list[tuple[int, int, float, float]],
+        upsert: bool,
+    ) -> None:
+        if self.dialect == "postgresql" and not upsert:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            with raw.cursor() as cur, cur.copy(
+                "COPY points (series_id, step, value, time) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+
+        if self.dialect == "postgresql":
+            sql = (
+                "INSERT INTO points (series_id, step, value, time) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (series_id, step) "
+                "DO UPDATE SET value = excluded.value, time = excluded.time"
+            )
+        else:
+            sql = (
+                "INSERT INTO points (series_id, step, value, time) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (series_id, step) "
+                "DO UPDATE SET value = excluded.value, time = excluded.time"
+            )
+        conn.exec_driver_sql(sql, rows)  # type: ignore[arg-type]
+
+    def _recompute_summary(self, conn: sa.Connection, series_id: int) -> None:
+        finite = points.c.value.isnot(None)
+        if self.dialect == "postgresql":
+            finite = points.c.value != sa.literal(float("nan"), sa.Double)
+        agg = conn.execute(
+            sa.select(
+                sa.func.count(),
+                sa.select(sa.func.min(points.c.value))
+                .where(points.c.series_id == series_id, finite)
+                .scalar_subquery(),
+                sa.select(sa.func.max(points.c.value))
+                .where(points.c.series_id == series_id, finite)
+                .scalar_subquery(),
+            ).where(points.c.series_id == series_id)
+        ).one()
+        last = conn.execute(
+            sa.select(points.c.value, points.c.step, points.c.time)
+            .where(points.c.series_id == series_id)
+            .order_by(points.c.step.desc())
+            .limit(1)
+        ).one()
+        conn.execute(
+            series.update()
+            .where(series.c.id == series_id)
+            .values(
+                count=agg[0], min=agg[1], max=agg[2],
+                last=last.value, last_step=last.step, last_time=last.time,
+            )
+        )
+
+    def _write_fields(
+        self, conn: sa.Connection, run_id: str,
+        rows: list[tuple[int, float, dict[str, Any]]],
+    ) -> None:
+        merged: dict[int, tuple[float, dict[str, Any]]] = {}
+        for step, t, value in rows:
+            previous = merged.get(step)
+            merged[step] = (t, {**previous[1], **value} if previous else dict(value))
+        insert = _insert(self.dialect, step_fields)
+        if self.dialect == "postgresql":
+            combined = step_fields.c.fields.op("||")(insert.excluded.fields)
+        else:
+            combined = sa.func.json_patch(step_fields.c.fields, insert.excluded.fields)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=["run_id", "step"],
+                set_={"fields": combined, "time": insert.excluded.time},
+            ),
+            [
+                {"run_id": run_id, "step": step, "time": t, "fields": value}
+                for step, (t, value) in sorted(merged.items())
+            ],
+        )
+
+    def _update_run_row(self, conn: sa.Connection, batch: Batch, now: float) -> None:
+        values: dict[str, Any] = {"updated_at": now}
+        if batch.heartbeat is not None or batch.resume:
+            values["heartbeat_at"] = now
+        if batch.resume:
+            values.update(status="running", ended_at=None, error=None)
+        if batch.status is not None:
+            values["status"] = batch.status
+            values["ended_at"] = batch.ended_at
+            values["error"] = batch.error
+        conn.execute(runs.update().where(runs.c.id == batch.run_id).values(**values))
+
+    # ----------------------------------------------------------------- reading
+
+    def _status(self) -> sa.ColumnElement[str]:
+        return effective_status(time.time(), self.crash_timeout)
+
+    def _run_query(self) -> sa.Select[Any]:
+        return sa.select(
+            runs,
+            experiments.c.name.label("experiment_name"),
+            self._status().label("effective_status"),
+        ).join(experiments, runs.c.experiment_id == experiments.c.id)
+
+    def resolve_run_id(self, run_id: str) -> str:
+        """Expand a unique prefix (at least 4 characters) into a full run id."""
+        if not isinstance(run_id, str) or not run_id:
+            raise ValidationError(f"run id must be a non-empty string, got {run_id!r}")
+        with self._connect() as conn:
+            if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first():
+                return run_id
+            if len(run_id) < MIN_PREFIX:
+                raise NotFoundError(f"no run with id {run_id!r}")
+            escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            found = conn.execute(
+                sa.select(runs.c.id)
+                .where(runs.c.id.like(escaped + "%", escape="\\"))
+                .limit(2)
+            ).scalars().all()
+        if not found:
+            raise NotFoundError(f"no run with id {run_id!r}")
+        if len(found) > 1:
+            raise ValidationError(
+                f"run id prefix {run_id!r} matches several runs; give more characters"
+            )
+        return str(found[0])
+
+    def get_run(self, run_id: str) -> RunRecord:
+        full = self.resolve_run_id(run_id)
+        with self._connect() as conn:
+            row = conn.execute(self._run_query().where(runs.c.id == full)).one()
+            summaries = self._summaries(conn, [full])
+        return _record(row, summaries.get(full, {}))
+
+    def _summaries(
+        self, conn: sa.Connection, run_ids: list[str] | None
+    ) -> dict[str, dict[str, Summary]]:
+        query = sa.select(series)
+        if run_ids is not None:
+            query = query.where(series.c.run_id.in_(run_ids))
+        out: dict[str, dict[str, Summary]] = {}
+        for row in conn.execute(query.order_by(series.c.run_id, series.c.key)):
+            out.setdefault(row.run_id, {})[row.key] = Summary(
+                count=int(row.count),
+                last=_nan(row.last),
+                last_step=row.last_step,
+                last_time=row.last_time,
+                min=_nan(row.min),
+                max=_nan(row.max),
+            )
+        return out
+
+    def _filtered(
+        self, query: sa.Select[Any], where: str | None, experiment: str | None
+    ) -> sa.Select[Any]:
+        if experiment is not None:
+            query = query.where(experiments.c.name == experiment)
+        if where:
+            from .._query import compile_filter
+
+            query = query.where(
+                compile_filter(where, self.dialect, now=time.time(),
+                               crash_timeout=self.crash_timeout)
+            )
+        return query
+
+    def list_runs(
+        self,
+        where: str | None = None,
+        experiment: str | None = None,
+        order_by: str | None = None,
+        descending: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        query = self._filtered(self._run_query(), where, experiment)
+        if order_by:
+            from .._query import compile_sort_key
+
+            key = compile_sort_key(order_by, self.dialect, now=time.time(),
+                                   crash_timeout=self.crash_timeout)
+            query = query.order_by(key.desc() if descending else key.asc())
+        query = query.order_by(
+            runs.c.started_at.desc() if descending else runs.c.started_at.asc(),
+            runs.c.id,
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        with self._connect() as conn:
+            rows = conn.execute(query).all()
+            ids = [r.id for r in rows]
+            summaries = self._summaries(conn, ids if len(ids) <= 500 else None)
+        return [_record(row, summaries.get(row.id, {})) for row in rows]
+
+    def count_runs(self, where: str | None = None, experiment: str | None = None) -> int:
+        query = self._filtered(
+            sa.select(sa.func.count()).select_from(
+                runs.join(experiments, runs.c.experiment_id == experiments.c.id)
+            ),
+            where,
+            experiment,
+        )
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def history(
+        self,
+        run_id: str,
+        keys: list[str] | None = None,
+        start: int | None = None,
+        stop: int | None = None,
+    ) -> dict[str, Columns]:
+        full = self.resolve_run_id(run_id)
+        with self._connect() as conn:
+            query = sa.select(series.c.id, series.c.key).where(series.c.run_id == full)
+            if keys is not None:
+                query = query.where(series.c.key.in_(keys))
+            ids = {row.key: row.id for row in conn.execute(query)}
+            out: dict[str, Columns] = {}
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            mark = "%s" if self.dialect == "postgresql" else "?"
+            sql = f"SELECT step, value, time FROM points WHERE series_id = {mark}"
+            args: list[Any] = []
+            if start is not None:
+                sql += f" AND step >= {mark}"
+                args.append(start)
+            if stop is not None:
+                sql += f" AND step < {mark}"
+                args.append(stop)
+            sql += " ORDER BY step"
+            for key in keys if keys is not None else sorted(ids):
+                if key not in ids:
+                    continue
+                cur = raw.cursor()
+                cur.execute(sql, [ids[key], *args])
+                rows = cur.fetchall()
+                cur.close()
+                if rows:
+                    steps, values, times = (list(c) for c in zip(*rows, strict=True))
+                else:
+                    steps, values, times = [], [], []
+                out[key] = (steps, [_nan(v) for v in values], times)
+        return out
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        full = self.resolve_run_id(run_id)
+        with self._connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(series.c.key)
+                    .where(series.c.run_id == full)
+                    .order_by(series.c.key)
+                ).scalars()
+            )
+
+    def step_fields(
+        self, run_id: str, start: int | None = None, stop: int | None = None
+    ) -> list[tuple[int, float, dict[str, Any]]]:
+        full = self.resolve_run_id(run_id)
+        query = sa.select(step_fields).where(step_fields.c.run_id == full)
+        if start is not None:
+            query = query.where(step_fields.c.step >= start)
+        if stop is not None:
+            query = query.where(step_fields.c.step < stop)
+        with self._connect() as conn:
+            return [
+                (int(r.step), float(r.time), dict(r.fields))
+                for r in conn.execute(query.order_by(step_fields.c.step))
+            ]
+
+    def notes(self, run_id: str) -> list[Note]:
+        full = self.resolve_run_id(run_id)
+        with self._connect() as conn:
+            rows = conn.execute(
+                sa.select(notes)
+                .where(notes.c.run_id == full)
+                .order_by(notes.c.created_at, notes.c.id)
+            )
+            return [_note(r) for r in rows]
+
+    def edit_note(self, note_id: int, text: str) -> Note:
+        now = time.time()
+        with self._connect(write=True) as conn:
+            row = conn.execute(
+                notes.update()
+                .where(notes.c.id == note_id)
+                .values(text=text, updated_at=now)
+                .returning(*notes.c)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no note with id {note_id}")
+            conn.execute(
+                runs.update().where(runs.c.id == row.run_id).values(updated_at=now)
+            )
+            return _note(row)
+
+    def experiments(self) -> list[Experiment]:
+        count = (
+            sa.select(sa.func.count())
+            .where(runs.c.experiment_id == experiments.c.id)
+            .scalar_subquery()
+        )
+        with self._connect() as conn:
+            rows = conn.execute(
+                sa.select(experiments, count.label("run_count")).order_by(
+                    experiments.c.name
+                )
+            )
+            return [
+                Experiment(int(r.id), r.name, float(r.created_at), int(r.run_count))
+                for r in rows
+            ]
+
+    def create_experiment(self, name: str) -> Experiment:
+        now = time.time()
+        with self._connect(write=True) as conn:
+            self._experiment_id(conn, name, now)
+        return next(e for e in self.experiments() if e.name == name)
+
+    def rename_experiment(self, old: str, new: str) -> Experiment:
+        with self._connect(write=True) as conn:
+            if conn.execute(
+                sa.select(experiments.c.id).where(experiments.c.name == new)
+            ).first():
+                raise ConflictError(
+                    f"an experiment named {new!r} already exists; pick another name"
+                )
+            result = conn.execute(
+                experiments.update().where(experiments.c.name == old).values(name=new)
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(f"no experiment named {old!r}")
+        return next(e for e in self.experiments() if e.name == new)
+
+    def update_run(
+        self,
+        run_id: str,
+        name: str | None = None,
+        tags: list[str] | None = None,
+        status: str | None = None,
+    ) -> RunRecord:
+        full = self.resolve_run_id(run_id)
+        values: dict[str, Any] = {"updated_at": time.time()}
+        if name is not None:
+            values["name"] = name
+        if tags is not None:
+            values["tags"] = tags
+        if status is not None:
+            values["status"] = status
+            if status != "running":
+                values["ended_at"] = sa.func.coalesce(runs.c.ended_at, time.time())
+        with self._connect(write=True) as conn:
+            conn.execute(runs.update().where(runs.c.id == full).values(**values))
+        return self.get_run(full)
+
+    def delete_run(self, run_id: str) -> None:
+        full = self.resolve_run_id(run_id)
+        with self._connect(write=True) as conn:
+            ids = sa.select(series.c.id).where(series.c.run_id == full)
+            conn.execute(points.delete().where(points.c.series_id.in_(ids)))
+            conn.execute(series.delete().where(series.c.run_id == full))
+            conn.execute(step_fields.delete().where(step_fields.c.run_id == full))
+            conn.execute(notes.delete().where(notes.c.run_id == full))
+            conn.execute(batches.delete().where(batches.c.run_id == full))
+            conn.execute(runs.delete().where(runs.c.id == full))
+
+
+def _insert(dialect: str, table: sa.Table) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite_dialect.insert(table)
+
+
+def _dedupe(steps: list[int], values: list[float], times: list[float]) -> Columns:
+    """Sort by step; when a step repeats, the value logged last wins."""
+    if all(a < b for a, b in zip(steps, steps[1:], strict=False)):
+        return steps, values, times
+    latest: dict[int, tuple[float, float]] = {}
+    for step, value, t in zip(steps, values, times, strict=True):
+        latest[step] = (value, t)
+    ordered = sorted(latest)
+    return (
+        ordered,
+        [latest[s][0] for s in ordered],
+        [latest[s][1] for s in ordered],
+    )
+
+
+def _merge_summary(row: Any, cols: Columns) -> dict[str, Any]:
+    steps, values, times = cols
+    finite_min = math.inf
+    finite_max = -math.inf
+    seen = False
+    for v in values:
+        if v == v:  # not NaN
+            seen = True
+            if v < finite_min:
+                finite_min = v
+            if v > finite_max:
+                finite_max = v
+    lo = row.min
+    hi = row.max
+    if seen:
+        lo = finite_min if lo is None or _isnan(lo) else min(lo, finite_min)
+        hi = finite_max if hi is None or _isnan(hi) else max(hi, finite_max)
+    return {
+        "count": int(row.count) + len(steps),
+        "last": values[-1],
+        "last_step": steps[-1],
+        "last_time": times[-1],
+        "min": lo,
+        "max": hi,
+    }
+
+
+def _isnan(value: float) -> bool:
+    return value != value
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _record(row: Any, metrics: dict[str, Summary]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        experiment=row.experiment_name,
+        name=row.name,
+        status=row.effective_status,
+        params=row.params,
+        tags=list(row.tags),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        heartbeat_at=row.heartbeat_at,
+        updated_at=row.updated_at,
+        host=row.host,
+        pid=row.pid,
+        command=row.command,
+        error=row.error,
+        environment=row.environment,
+        metrics=metrics,
+    )
+
+
+def _note(row: Any) -> Note:
+    return Note(
+        id=int(row.id),
+        run_id=row.run_id,
+        step=row.step,
+        created_at=float(row.created_at),
+        updated_at=float(row.updated_at),
+        text=row.text,
+    )
