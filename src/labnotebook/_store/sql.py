@@ -48,6 +48,8 @@ SQLITE_BUSY_TIMEOUT = 60.0
 PG_CONNECT_TIMEOUT = 5
 MIN_PREFIX = 4
 _WRITE = "labnotebook_write"
+#: PostgreSQL NOTIFY channel that carries the id of every run that changed.
+CHANGES_CHANNEL = "labnotebook_changes"
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -379,7 +381,7 @@ class SqlStore:
         )
 
     def _update_run_row(self, conn: sa.Connection, batch: Batch, now: float) -> None:
-        values: dict[str, Any] = {"updated_at": now}
+        values: dict[str, Any] = {"updated_at": self._clock(now)}
         if batch.heartbeat is not None or batch.resume:
             values["heartbeat_at"] = now
         if batch.resume:
@@ -389,6 +391,24 @@ class SqlStore:
             values["ended_at"] = batch.ended_at
             values["error"] = batch.error
         conn.execute(runs.update().where(runs.c.id == batch.run_id).values(**values))
+        self._notify(conn, batch.run_id)
+
+    def _clock(self, now: float) -> Any:
+        """``updated_at`` for a change: the database's clock on PostgreSQL.
+
+        Many machines write to one PostgreSQL, so their own clocks cannot order
+        changes; SQLite is always local.
+        """
+        if self.dialect == "postgresql":
+            return sa.func.extract("epoch", sa.func.clock_timestamp())
+        return now
+
+    def _notify(self, conn: sa.Connection, run_id: str) -> None:
+        """Tell PostgreSQL listeners (live streams) that a run changed, at commit."""
+        if self.dialect == "postgresql":
+            conn.execute(
+                sa.select(sa.func.pg_notify(CHANGES_CHANNEL, run_id))
+            )
 
     # ----------------------------------------------------------------- reading
 
@@ -593,8 +613,11 @@ class SqlStore:
             if row is None:
                 raise NotFoundError(f"no note with id {note_id}")
             conn.execute(
-                runs.update().where(runs.c.id == row.run_id).values(updated_at=now)
+                runs.update()
+                .where(runs.c.id == row.run_id)
+                .values(updated_at=self._clock(now))
             )
+            self._notify(conn, row.run_id)
             return _note(row)
 
     def experiments(self) -> list[Experiment]:
@@ -643,7 +666,7 @@ class SqlStore:
         status: str | None = None,
     ) -> RunRecord:
         full = self.resolve_run_id(run_id)
-        values: dict[str, Any] = {"updated_at": time.time()}
+        values: dict[str, Any] = {"updated_at": self._clock(time.time())}
         if name is not None:
             values["name"] = name
         if tags is not None:
@@ -654,6 +677,7 @@ class SqlStore:
                 values["ended_at"] = sa.func.coalesce(runs.c.ended_at, time.time())
         with self._connect(write=True) as conn:
             conn.execute(runs.update().where(runs.c.id == full).values(**values))
+            self._notify(conn, full)
         return self.get_run(full)
 
     def delete_run(self, run_id: str) -> None:
@@ -666,6 +690,7 @@ class SqlStore:
             conn.execute(notes.delete().where(notes.c.run_id == full))
             conn.execute(batches.delete().where(batches.c.run_id == full))
             conn.execute(runs.delete().where(runs.c.id == full))
+            self._notify(conn, full)
 
 
 def _insert(dialect: str, table: sa.Table) -> Any:

@@ -1,0 +1,44 @@
+# The two commands: `make run` sets everything up and starts labnotebook on the
+# default store with example runs; `make test` runs every check and test.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install frontend lint typecheck pytest bench clean
+
+run: install frontend
+	$(BIN)/python examples/train.py
+	$(BIN)/labnotebook ls
+	@if $(BIN)/labnotebook serve --help >/dev/null 2>&1; then $(BIN)/labnotebook serve; fi
+
+test: install frontend lint typecheck pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+frontend:
+	@if [ -f frontend/package.json ]; then scripts/build-frontend; fi
+
+lint: install
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples
+	@if [ -f frontend/package.json ]; then cd frontend && npx prettier --check . && npx vue-tsc --noEmit; fi
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest -n 2 --dist loadfile -q
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) frontend/node_modules src/labnotebook/static
