@@ -19,6 +19,7 @@ from ._store.base import Batch, Note, RunRecord, Summary
 from ._values import (
     MAX_FIELDS_BYTES,
     MAX_NOTE_LENGTH,
+    MAX_STEP,
     check_key,
     check_name,
     check_step,
@@ -162,7 +163,7 @@ class Run:
             step = self._next_step
             self._next_step = step + 1
         else:
-            if type(step) is not int or step < 0:
+            if type(step) is not int or not 0 <= step <= MAX_STEP:
                 step = check_step(step)
             if step >= self._next_step:
                 self._next_step = step + 1
@@ -331,9 +332,10 @@ class Run:
     ) -> None:
         if exc_type is None:
             self.finish()
-        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
-            code = getattr(exc, "code", 1)
-            self.finish("finished" if exc_type is SystemExit and not code else "killed")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("killed")
+        elif issubclass(exc_type, SystemExit) and not getattr(exc, "code", 1):
+            self.finish()
         else:
             self.finish(
                 "failed", error="".join(traceback.format_exception(exc_type, exc, tb))

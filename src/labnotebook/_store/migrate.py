@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "labnotebook_migrations"
+#: Execution option that makes a SQLite transaction start with BEGIN IMMEDIATE.
+WRITE_OPTION = "labnotebook_write"
 _PG_LOCK_KEY = 0x4C4E425F4D494752  # "LNB_MIGR"
 
 
@@ -61,6 +63,9 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
         return
 
     with _lock(engine), engine.connect() as conn:
+        conn = conn.execution_options(**{WRITE_OPTION: True})
+        if current_revision(engine) == target:
+            return  # another process upgraded it while we waited for the lock
         cfg = _config()
         cfg.attributes["connection"] = conn
         logger.info("upgrading store schema to %s", target)

@@ -47,7 +47,8 @@ logger = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT = 60.0
 PG_CONNECT_TIMEOUT = 5
 MIN_PREFIX = 4
-_WRITE = "labnotebook_write"
+_WRITE = migrate.WRITE_OPTION
+SQLITE_BUSY_RETRIES = 5
 #: PostgreSQL NOTIFY channel that carries the id of every run that changed.
 CHANGES_CHANNEL = "labnotebook_changes"
 
@@ -174,6 +175,17 @@ class SqlStore:
 
     def write(self, batch: Batch) -> None:
         """Apply ``batch`` all-or-nothing; a batch already applied is skipped."""
+        for attempt in range(SQLITE_BUSY_RETRIES):
+            try:
+                self._write(batch)
+                return
+            except StoreUnavailableError as exc:
+                busy = self.dialect == "sqlite" and "locked" in str(exc)
+                if not busy or attempt == SQLITE_BUSY_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+
+    def _write(self, batch: Batch) -> None:
         now = time.time()
         with self._connect(write=True) as conn:
             if not self._claim_batch(conn, batch, now):
