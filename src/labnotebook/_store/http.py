@@ -1,0 +1,650 @@
+"""The HTTP store: the same :class:`~labnotebook._store.base.Store` through a server.
+
+``labnotebook.init("http://server:8788", token=...)`` opens an :class:`HttpStore`,
+so training scripts on many machines log through one tracking server instead of
+holding database connections. Every call is one or a few requests to the server's
+HTTP API (docs/http-api.md), over one keep-alive session.
+
+Failures are sorted the way the background writer needs them:
+
+* the server cannot be reached, times out, answers 5xx, or asks to slow down (429,
+  503): retried with exponential backoff (honouring ``Retry-After``) for at most
+  ``retry_time`` seconds, then :class:`StoreUnavailableError`, and the writer keeps
+  the batch in its spool file and sends it later;
+* the server refuses the request (4xx): mapped to the library's errors
+  (:class:`FilterError`, :class:`NotFoundError`, :class:`ConflictError`,
+  :class:`ValidationError`; a refused token is a :class:`StoreError`).
+
+Writes are safe to resend: the server applies each batch id once. A batch too large
+for one request is cut into parts with ids derived from the batch id, so a resent
+batch is cut the same way and each part is still applied once.
+
+The token travels only in the ``Authorization`` header; it is never part of a URL,
+a log line, a repr or an error message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .._errors import (
+    ConflictError,
+    FilterError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+    ValidationError,
+)
+from .base import Batch, Columns, Experiment, Note, RunRecord, Summary
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+#: Seconds to wait for a connection, and for an answer, per attempt.
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+#: Longest time one call spends retrying a server that is down or busy.
+RETRY_TIME = 10.0
+#: First backoff delay, doubled after each failed attempt, and its ceiling.
+BACKOFF_START = 0.2
+BACKOFF_MAX = 4.0
+#: Batches whose JSON is longer than this are sent as several requests.
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+#: Most points of one metric in one piece of a batch that is cut up.
+PIECE_POINTS = 10_000
+#: Runs per page when listing (the server's maximum).
+RUNS_PAGE = 1000
+#: Points per page when reading a run's history.
+POINTS_PAGE = 10_000
+
+_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# Namespace of the ids given to the parts of a batch that is cut up.
+_PART_NAMESPACE = uuid.UUID("6f1c7a52-4d0e-4a8e-9a49-0c6b5b1f3e2d")
+
+
+class HttpStore:
+    """A store behind a labnotebook tracking server.
+
+    url: the server's base URL, e.g. ``http://tracking.lab:8788`` (a trailing
+        ``/api/v1`` is accepted).
+    token: a read or write token, sent as ``Authorization: Bearer``; empty for a
+        server without tokens.
+    connect_timeout, read_timeout: seconds per attempt.
+    retry_time: longest time one call keeps retrying a server that is down, busy
+        or failing, before raising :class:`StoreUnavailableError`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str = "",
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        retry_time: float = RETRY_TIME,
+    ):
+        self.url = url
+        self._base = _api_base(url)
+        self._shown = _without_credentials(url)
+        self._timeout = (connect_timeout, read_timeout)
+        self.retry_time = retry_time
+
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=32, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers["Accept"] = "application/json"
+        self._session.headers["User-Agent"] = "labnotebook-python/0.1.0"
+        if token:
+            if not isinstance(token, str) or any(c in token for c in "\r\n"):
+                raise ValidationError(
+                    "the tracking server token must be a single-line string; check "
+                    "LABNOTEBOOK_TOKEN or the token= argument"
+                )
+            self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def __repr__(self) -> str:
+        return f"<HttpStore {self._shown}>"
+
+    def __enter__(self) -> HttpStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self._session.close()
+
+    # ----------------------------------------------------------------- writing
+
+    def write(self, batch: Batch) -> None:
+        """Send ``batch`` to the server; it applies each batch (or part) once."""
+        body = batch.to_json()
+        if len(body) <= MAX_REQUEST_BYTES:
+            self._send_batch(body)
+            return
+        parts = _cut(batch)
+        logger.debug("batch %s is sent in %d parts", batch.id, len(parts))
+        for part in parts:
+            self._send_batch(part.to_json())
+
+    def _send_batch(self, body: str) -> None:
+        self._call(
+            "POST",
+            "/ingest",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+
+    # ----------------------------------------------------------------- reading
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run with this id or unique id prefix."""
+        return _run(self._call("GET", _run_path(run_id)))
+
+    def list_runs(
+        self,
+        where: str | None = None,
+        experiment: str | None = None,
+        order_by: str | None = None,
+        descending: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Runs matching a filter, fetched page by page."""
+        out: list[RunRecord] = []
+        seen: set[str] = set()
+        position = offset
+        while limit is None or len(out) < limit:
+            page = RUNS_PAGE if limit is None else min(RUNS_PAGE, limit - len(out))
+            params = _run_query(where, experiment)
+            params.update(
+                limit=page, offset=position, order="desc" if descending else "asc"
+            )
+            if order_by:
+                params["sort"] = order_by
+            data = self._call("GET", "/runs", params=params, where=where)
+            rows = data.get("runs", [])
+            for row in rows:
+                record = _run(row)
+                if record.id not in seen:
+                    seen.add(record.id)
+                    out.append(record)
+            position += len(rows)
+            if len(rows) < page or position >= int(data.get("total", 0)):
+                break
+        return out
+
+    def count_runs(
+        self, where: str | None = None, experiment: str | None = None
+    ) -> int:
+        """How many runs match a filter."""
+        params = _run_query(where, experiment)
+        params["limit"] = 1
+        data = self._call("GET", "/runs", params=params, where=where)
+        return int(data["total"])
+
+    def history(
+        self,
+        run_id: str,
+        keys: list[str] | None = None,
+        start: int | None = None,
+        stop: int | None = None,
+    ) -> dict[str, Columns]:
+        """Every raw point of the run's metrics (no downsampling), by key."""
+        present = self.metric_keys(run_id)
+        wanted = present if keys is None else [k for k in keys if k in set(present)]
+        return {key: self._points(run_id, key, start, stop) for key in wanted}
+
+    def _points(
+        self, run_id: str, key: str, start: int | None, stop: int | None
+    ) -> Columns:
+        steps: list[int] = []
+        values: list[float] = []
+        times: list[float] = []
+        after = start - 1 if start else None
+        while True:
+            params: dict[str, Any] = {"key": key, "limit": POINTS_PAGE}
+            if after is not None:
+                params["after"] = after
+            data = self._call("GET", _run_path(run_id, "points"), params=params)
+            xs = [int(x) for x in data.get("x", [])]
+            for step, value, t in zip(
+                xs, data.get("y", []), data.get("t", []), strict=True
+            ):
+                if stop is not None and step >= stop:
+                    return steps, values, times
+                steps.append(step)
+                values.append(_float(value))
+                times.append(float(t))
+            following = data.get("next")
+            if following is None or not xs or int(following) == after:
+                return steps, values, times
+            after = int(following)
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        """Names of the run's metrics, sorted."""
+        data = self._call("GET", _run_path(run_id, "metrics"))
+        return sorted(str(m["key"]) for m in data.get("metrics", []))
+
+    def step_fields(
+        self, run_id: str, start: int | None = None, stop: int | None = None
+    ) -> list[tuple[int, float, dict[str, Any]]]:
+        """The run's per-step fields in ``[start, stop)``, by step."""
+        params = {k: v for k, v in (("start", start), ("stop", stop)) if v is not None}
+        data = self._call("GET", _run_path(run_id, "fields"), params=params)
+        return [
+            (int(row["step"]), float(row["time"]), dict(row["fields"]))
+            for row in data.get("fields", [])
+        ]
+
+    def notes(self, run_id: str) -> list[Note]:
+        """The run's notes, oldest first."""
+        data = self._call("GET", _run_path(run_id, "notes"))
+        return [_note(row) for row in data.get("notes", [])]
+
+    def edit_note(self, note_id: int, text: str) -> Note:
+        """Replace the text of a note."""
+        if isinstance(note_id, bool) or not isinstance(note_id, int):
+            raise ValidationError(f"note id must be an integer, got {note_id!r}")
+        return _note(self._call("PATCH", f"/notes/{note_id}", json={"text": text}))
+
+    def experiments(self) -> list[Experiment]:
+        """All experiments, by name."""
+        data = self._call("GET", "/experiments")
+        return [_experiment(row) for row in data.get("experiments", [])]
+
+    def create_experiment(self, name: str) -> Experiment:
+        """Create an experiment, or return the one that already has this name."""
+        try:
+            return _experiment(self._call("POST", "/experiments", json={"name": name}))
+        except ConflictError:
+            return self._experiment_named(name)
+
+    def rename_experiment(self, old: str, new: str) -> Experiment:
+        """Rename an experiment (ConflictError if ``new`` is taken)."""
+        found = self._experiment_named(old)
+        return _experiment(
+            self._call("PATCH", f"/experiments/{found.id}", json={"name": new})
+        )
+
+    def _experiment_named(self, name: str) -> Experiment:
+        for found in self.experiments():
+            if found.name == name:
+                return found
+        raise NotFoundError(f"no experiment named {name!r}")
+
+    def update_run(
+        self,
+        run_id: str,
+        name: str | None = None,
+        tags: list[str] | None = None,
+        status: str | None = None,
+    ) -> RunRecord:
+        """Change a run's name, tags or status."""
+        changes = {
+            k: v
+            for k, v in (("name", name), ("tags", tags), ("status", status))
+            if v is not None
+        }
+        return _run(self._call("PATCH", _run_path(run_id), json=changes))
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run and everything logged to it."""
+        self._call("DELETE", _run_path(run_id))
+
+    # ------------------------------------------------------------------ wire
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        where: str | None = None,
+    ) -> Any:
+        """One API call with retries; returns the decoded JSON body (or None)."""
+        url = self._base + path
+        deadline = time.monotonic() + self.retry_time
+        attempt = 0
+        while True:
+            wait: float | None = None
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    headers=headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                problem = _describe_failure(exc)
+            else:
+                status = response.status_code
+                if status < 400 and status not in _REDIRECTS:
+                    return _body(response, method, path, self._shown)
+                if status < 500 and status not in _RETRY_STATUSES:
+                    raise self._refusal(response, method, path, where)
+                problem = _status_text(response)
+                wait = _retry_after(response)
+                response.close()
+
+            attempt += 1
+            delay = wait if wait is not None else _backoff(attempt)
+            if time.monotonic() + delay > deadline:
+                raise StoreUnavailableError(
+                    f"tracking server {self._shown} is unavailable ({problem}) after "
+                    f"{attempt} attempt(s) over {self.retry_time:g} s; check that it "
+                    "is running and reachable"
+                )
+            logger.info(
+                "%s %s failed (%s); retrying in %.1f s", method, path, problem, delay
+            )
+            time.sleep(delay)
+
+    def _refusal(
+        self, response: requests.Response, method: str, path: str, where: str | None
+    ) -> Exception:
+        status = response.status_code
+        error = _error_body(response)
+        code = str(error.get("code", ""))
+        message = str(error.get("message") or _status_text(response))
+        detail = error.get("detail") if isinstance(error.get("detail"), dict) else {}
+        if status in _REDIRECTS:
+            return StoreError(
+                f"tracking server {self._shown} redirected {method} {path} to "
+                f"{response.headers.get('Location', '?')!r}; use that address as the "
+                "store URL"
+            )
+        if code == "invalid_filter":
+            column = detail.get("column") if isinstance(detail, dict) else None
+            return FilterError(
+                message, where or "", column if isinstance(column, int) else None
+            )
+        if status == 401:
+            return StoreError(
+                f"tracking server {self._shown} did not accept the token ({message}); "
+                "pass a valid token with labnotebook.init(url, token=...) or set "
+                "LABNOTEBOOK_TOKEN"
+            )
+        if status == 403:
+            return StoreError(
+                f"tracking server {self._shown} refused {method} {path} with this "
+                f"token ({message}); writing needs a write token, not a read token"
+            )
+        if status == 404:
+            return NotFoundError(message)
+        if status == 409:
+            return ConflictError(message)
+        if status in (400, 413, 422):
+            return ValidationError(message)
+        return StoreError(
+            f"tracking server {self._shown} refused {method} {path}: {message}"
+        )
+
+
+# ------------------------------------------------------------------- helpers
+
+
+def _api_base(url: str) -> str:
+    if not isinstance(url, str):
+        raise ValidationError(f"tracking server URL must be a string, got {url!r}")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationError(
+            f"tracking server URL {url!r} is not valid; use http://host:port or "
+            "https://host"
+        )
+    if parts.query or parts.fragment:
+        raise ValidationError(
+            f"tracking server URL {url!r} has a query or fragment; give only the "
+            "address (the token goes in token= or LABNOTEBOOK_TOKEN)"
+        )
+    path = parts.path.rstrip("/")
+    if not path.endswith(API_PREFIX):
+        path += API_PREFIX
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def _run_path(run_id: str, *rest: str) -> str:
+    if not isinstance(run_id, str) or not run_id:
+        raise ValidationError(f"run id must be a non-empty string, got {run_id!r}")
+    return "/".join(["/runs", quote(run_id, safe=""), *rest])
+
+
+def _run_query(where: str | None, experiment: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if where:
+        params["where"] = where
+    if experiment is not None:
+        params["experiment"] = experiment
+    return params
+
+
+def _backoff(attempt: int) -> float:
+    delay: float = min(BACKOFF_MAX, BACKOFF_START * 2.0 ** (attempt - 1))
+    return delay * random.uniform(0.75, 1.0)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header (seconds or an HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _describe_failure(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.ReadTimeout):
+        return "no answer in time"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed"
+    return type(exc).__name__
+
+
+def _status_text(response: requests.Response) -> str:
+    return f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+
+
+def _error_body(response: requests.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _body(response: requests.Response, method: str, path: str, shown: str) -> Any:
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise StoreError(
+            f"tracking server {shown} answered {method} {path} with something that "
+            "is not JSON; check that the URL points at a labnotebook server"
+        ) from None
+
+
+def _float(value: Any) -> float:
+    """A number from the wire: the strings "NaN", "Infinity", "-Infinity" decoded."""
+    if value is None:
+        return math.nan
+    if isinstance(value, str):
+        try:
+            return float(_NON_FINITE[value])
+        except KeyError:
+            raise StoreError(
+                f"the server sent {value!r} where a number was expected"
+            ) from None
+    return float(value)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else _float(value)
+
+
+def _summary(data: dict[str, Any]) -> Summary:
+    last_step = data.get("last_step")
+    return Summary(
+        count=int(data.get("count", 0)),
+        last=_float(data.get("last")),
+        last_step=None if last_step is None else int(last_step),
+        last_time=_optional_float(data.get("last_time")),
+        min=_float(data.get("min")),
+        max=_float(data.get("max")),
+    )
+
+
+def _run(data: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        id=str(data["id"]),
+        experiment=str(data["experiment"]),
+        name=str(data["name"]),
+        status=str(data["status"]),
+        params=data.get("params") or {},
+        tags=list(data.get("tags") or []),
+        started_at=float(data["started_at"]),
+        ended_at=_optional_float(data.get("ended_at")),
+        heartbeat_at=float(data["heartbeat_at"]),
+        updated_at=float(data["updated_at"]),
+        host=str(data.get("host") or ""),
+        pid=data.get("pid"),
+        command=str(data.get("command") or ""),
+        error=data.get("error"),
+        environment=data.get("environment"),
+        metrics={
+            str(key): _summary(value)
+            for key, value in (data.get("metrics") or {}).items()
+        },
+    )
+
+
+def _note(data: dict[str, Any]) -> Note:
+    step = data.get("step")
+    return Note(
+        id=int(data["id"]),
+        run_id=str(data["run_id"]),
+        step=None if step is None else int(step),
+        created_at=float(data["created_at"]),
+        updated_at=float(data["updated_at"]),
+        text=str(data["text"]),
+    )
+
+
+def _experiment(data: dict[str, Any]) -> Experiment:
+    return Experiment(
+        id=int(data["id"]),
+        name=str(data["name"]),
+        created_at=float(data["created_at"]),
+        run_count=int(data.get("run_count", 0)),
+    )
+
+
+# ------------------------------------------------------------ cutting batches
+
+
+def _cut(batch: Batch) -> list[Batch]:
+    """Cut a batch into parts that each fit in one request, in sending order.
+
+    The cut depends only on the batch, so a batch resent from the spool gives the
+    same parts with the same ids, and the server skips those it already applied.
+    The run's creation goes in the first part, its status in the last.
+    """
+    pieces = list(_pieces(batch))
+    parts = _halve(batch, pieces, "")
+    first, last = parts[0], parts[-1]
+    first.create = batch.create
+    first.resume = batch.resume
+    last.status = batch.status
+    last.ended_at = batch.ended_at
+    last.error = batch.error
+    last.heartbeat = batch.heartbeat
+    return parts
+
+
+# A piece: ("points", key, (steps, values, times)), ("field", row) or ("note", row).
+_Piece = tuple[str, Any, Any]
+
+
+def _pieces(batch: Batch) -> Iterator[_Piece]:
+    for key, (steps, values, times) in batch.points.items():
+        for i in range(0, len(steps), PIECE_POINTS):
+            j = i + PIECE_POINTS
+            yield "points", key, (steps[i:j], values[i:j], times[i:j])
+    for row in batch.fields:
+        yield "field", None, row
+    for note in batch.notes:
+        yield "note", None, note
+
+
+def _halve(batch: Batch, pieces: list[_Piece], path: str) -> list[Batch]:
+    part = _assemble(batch, pieces, path)
+    if len(pieces) <= 1 or len(part.to_json()) <= MAX_REQUEST_BYTES:
+        return [part]
+    middle = len(pieces) // 2
+    return _halve(batch, pieces[:middle], path + "0") + _halve(
+        batch, pieces[middle:], path + "1"
+    )
+
+
+def _assemble(batch: Batch, pieces: list[_Piece], path: str) -> Batch:
+    part = Batch(
+        run_id=batch.run_id, id=uuid.uuid5(_PART_NAMESPACE, f"{batch.id}/{path}").hex
+    )
+    for kind, key, payload in pieces:
+        if kind == "points":
+            steps, values, times = part.points.setdefault(key, ([], [], []))
+            steps.extend(payload[0])
+            values.extend(payload[1])
+            times.extend(payload[2])
+        elif kind == "field":
+            part.fields.append(payload)
+        else:
+            part.notes.append(payload)
+    return part
