@@ -596,7 +596,9 @@ class _Stream:
                 quiet_since = time.monotonic()
 
         cursor = self.cursor()
-        end = json.dumps({"cursor": cursor, "reconnect_ms": RECONNECT_MS})
+        end = json.dumps(
+            {"cursor": cursor, "reconnect_ms": RECONNECT_MS}, separators=(",", ":")
+        )
         yield f"id: {cursor}\nevent: end\ndata: {end}\n\n"
 
     def _pick(self, changes: list[Change]) -> list[Change]:
