@@ -131,3 +131,26 @@ def effective_status(now: float, crash_timeout: float) -> sa.ColumnElement[str]:
         ),
         else_=runs.c.status,
     )
+
+# Per series and level L, the count and the min, max and last point of every
+# non-empty bucket of 2**L steps (bucket = step >> L), kept up to date at write
+# time so that charts of long series never scan their points. Min and max skip
+# NaN (NULL when a bucket holds only NaN). See labnotebook._store.rollup.
+point_rollups = sa.Table(
+    "point_rollups",
+    metadata,
+    sa.Column("series_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("bucket", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("min", sa.Double),
+    sa.Column("min_step", sa.BigInteger),
+    sa.Column("min_time", sa.Double),
+    sa.Column("max", sa.Double),
+    sa.Column("max_step", sa.BigInteger),
+    sa.Column("max_time", sa.Double),
+    sa.Column("last", sa.Double),
+    sa.Column("last_step", sa.BigInteger, nullable=False),
+    sa.Column("last_time", sa.Double, nullable=False),
+    sqlite_with_rowid=False,
+)

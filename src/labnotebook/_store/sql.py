@@ -39,7 +39,7 @@ from .._schema import (
     series,
     step_fields,
 )
-from . import migrate
+from . import migrate, rollup
 from .base import Batch, Columns, Experiment, Note, RunCreate, RunRecord, Summary
 
 logger = logging.getLogger(__name__)
@@ -266,10 +266,12 @@ class SqlStore:
         rows: list[tuple[int, int, float, float]] = []
         fresh: list[tuple[int, str, Columns]] = []
         overlapping: list[int] = []
+        touched: list[tuple[int, Columns, int | None]] = []
         for key in keys:
             row = existing[key]
             steps, values, times = _dedupe(*data[key])
             series_id = int(row.id)
+            touched.append((series_id, (steps, values, times), row.last_step))
             rows.extend(zip([series_id] * len(steps), steps, values, times,
                             strict=True))
             if row.last_step is not None and steps[0] <= row.last_step:
@@ -278,6 +280,7 @@ class SqlStore:
                 fresh.append((series_id, key, (steps, values, times)))
 
         self._insert_points(conn, rows, upsert=bool(overlapping))
+        rollup.record(conn, self.dialect, touched)
 
         updates = [
             _merge_summary(existing[key], cols) | {"sid": series_id}
@@ -697,12 +700,107 @@ class SqlStore:
         with self._connect(write=True) as conn:
             ids = sa.select(series.c.id).where(series.c.run_id == full)
             conn.execute(points.delete().where(points.c.series_id.in_(ids)))
+            rollup.delete(conn, ids)
             conn.execute(series.delete().where(series.c.run_id == full))
             conn.execute(step_fields.delete().where(step_fields.c.run_id == full))
             conn.execute(notes.delete().where(notes.c.run_id == full))
             conn.execute(batches.delete().where(batches.c.run_id == full))
             conn.execute(runs.delete().where(runs.c.id == full))
             self._notify(conn, full)
+
+    # ------------------------------------------------- reading for the server
+
+    def schema_revision(self) -> str | None:
+        """The schema revision (Alembic) the store is at."""
+        if not self._ready:
+            self.prepare()
+        try:
+            return migrate.current_revision(self.engine)
+        except sa.exc.DBAPIError as exc:
+            raise _translate(exc, self.url) from exc
+
+    def runs_page(
+        self,
+        where: str | None = None,
+        experiment: str | None = None,
+        sort: str | None = None,
+        descending: bool = True,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[RunRecord], int]:
+        """A page of matching runs and how many match, read in one transaction.
+
+        Runs without a value for ``sort`` come last in both directions, on both
+        databases; ties are broken by start time, then id.
+        """
+        now = time.time()
+        order: list[Any] = []
+        if sort:
+            from .._query import compile_sort
+
+            order.append(compile_sort(sort, self.dialect, descending=descending,
+                                      now=now, crash_timeout=self.crash_timeout))
+        order.append(runs.c.started_at.desc() if descending else runs.c.started_at)
+        order.append(runs.c.id)
+        query = self._filtered(self._run_query(), where, experiment)
+        counted = self._filtered(
+            sa.select(sa.func.count()).select_from(
+                runs.join(experiments, runs.c.experiment_id == experiments.c.id)
+            ),
+            where,
+            experiment,
+        )
+        with self._connect() as conn:
+            total = int(conn.execute(counted).scalar_one())
+            rows = conn.execute(
+                query.order_by(*order).limit(limit).offset(offset)
+            ).all()
+            summaries = self._summaries(conn, [r.id for r in rows]) if rows else {}
+        return [_record(row, summaries.get(row.id, {})) for row in rows], total
+
+    def downsample(
+        self,
+        pairs: list[tuple[str, str]],
+        buckets: int,
+        start: int | None = None,
+        stop: int | None = None,
+    ) -> list[rollup.Downsampled | None]:
+        """Each (full run id, key) series in ``[start, stop)`` in at most ``buckets``
+        buckets (min, max and last point of each), or ``None`` if it has no series.
+        """
+        run_ids = sorted({run_id for run_id, _ in pairs})
+        keys = sorted({key for _, key in pairs})
+        with self._connect() as conn:
+            found = {
+                (row.run_id, row.key): int(row.id)
+                for row in conn.execute(
+                    sa.select(series.c.id, series.c.run_id, series.c.key).where(
+                        series.c.run_id.in_(run_ids), series.c.key.in_(keys)
+                    )
+                )
+            }
+            return [
+                None if pair not in found else rollup.downsample(
+                    conn, self.dialect, found[pair], buckets, start, stop
+                )
+                for pair in pairs
+            ]
+
+    def points_after(
+        self, run_id: str, key: str, after: int | None, limit: int
+    ) -> tuple[list[int], list[float], list[float], bool] | None:
+        """Up to ``limit`` raw points of one series after step ``after`` (exclusive),
+        and whether more follow; ``None`` if the run has no such key.
+        """
+        with self._connect() as conn:
+            series_id = conn.execute(
+                sa.select(series.c.id).where(
+                    series.c.run_id == run_id, series.c.key == key
+                )
+            ).scalar()
+            if series_id is None:
+                return None
+            return rollup.points_after(conn, int(series_id), after, limit)
 
 
 def _insert(dialect: str, table: sa.Table) -> Any:
