@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sqlalchemy.dialects import postgresql, sqlite
+
 from labnotebook import _query, _schema
 from labnotebook._errors import FilterError, ValidationError
 from labnotebook._query import (
@@ -35,6 +37,7 @@ CRASH_TIMEOUT = 60.0
 T0 = 1_699_000_000.0  # 2023-11-03T08:26:40Z
 INJECTION = "'; drop table runs; --"
 ALL = {"r1", "r2", "r3", "r4", "r5"}
+SQL_DIALECTS = {"sqlite": sqlite.dialect(), "postgresql": postgresql.psycopg.dialect()}
 
 EXPERIMENTS = [
     {"id": 1, "name": "vision", "created_at": T0},
@@ -57,6 +60,7 @@ RUNS: list[dict[str, Any]] = [
             "größe": 3,
             'q"k': {"x": 7},
             "big": 10**30,
+            "city": "École",
         },
         "tags": ["baseline", "gpu"],
         "started_at": T0,
@@ -140,7 +144,14 @@ RUNS: list[dict[str, Any]] = [
 
 SERIES: list[dict[str, Any]] = [
     {"run_id": "r1", "key": "loss", "count": 10, "last": 0.5, "min": 0.1, "max": 2.0},
-    {"run_id": "r1", "key": "val/acc", "count": 10, "last": 0.9, "min": 0.5, "max": 0.9},
+    {
+        "run_id": "r1",
+        "key": "val/acc",
+        "count": 10,
+        "last": 0.9,
+        "min": 0.5,
+        "max": 0.9,
+    },
     {
         "run_id": "r2",
         "key": "loss",
@@ -168,7 +179,14 @@ SERIES: list[dict[str, Any]] = [
     },
     {"run_id": "r5", "key": INJECTION, "count": 1, "last": 1.0, "min": 1, "max": 1},
     {"run_id": "r5", "key": "train.loss", "count": 1, "last": 4.0, "min": 4, "max": 4},
-    {"run_id": "r5", "key": "empty", "count": 0, "last": None, "min": None, "max": None},
+    {
+        "run_id": "r5",
+        "key": "empty",
+        "count": 0,
+        "last": None,
+        "min": None,
+        "max": None,
+    },
 ]
 
 
@@ -404,6 +422,11 @@ FILTERS = [
     ('host ilike "gpu1"', {"r1", "r5"}),
     ('host like "gpu*"', set()),
     ('params.optim.name like "a%"', {"r1"}),
+    # ilike folds A-Z only, the same on both databases
+    ('params.city ilike "ÉCOLE"', {"r1"}),
+    ('params.city ilike "école"', set()),
+    ('params.city like "É%"', {"r1"}),
+    ('params.city = "\u00c9cole"', {"r1"}),
     # metrics: numbers, NaN never matches, a missing metric never matches
     ("metrics.loss < 1", {"r1", "r5"}),
     ("metrics.loss.last < 1", {"r1", "r5"}),
@@ -445,3 +468,482 @@ FILTERS = [
 @pytest.mark.parametrize(("text", "expected"), FILTERS)
 def test_filter_selects_runs(engine: sa.Engine, text: str, expected: set[str]) -> None:
     assert select_ids(engine, text) == expected
+
+
+EXTRA_FILTERS = [
+    # casts are guarded: text that is not a number never reaches a cast
+    ("params.optim > 0", set()),
+    ("params.injection < 5", set()),
+    ('params.lr < "a"', {"r2"}),
+    # an index reads lists only, a quoted key objects only
+    ("params.layers.0 = 9", set()),
+    ('params.layers."0" = 64', set()),
+    # null in lists, times as ISO text in lists
+    (f"ended_at in [null, {T0 + 100}]", {"r1", "r3", "r4"}),
+    (
+        'started_at in ["2023-11-03T08:26:40Z", "2023-11-03T08:43:20+00:00"]',
+        {"r1", "r2"},
+    ),
+    ('metrics.loss.last_time >= "2023-11-03"', {"r1", "r2", "r3", "r5"}),
+    ("name = null", set()),
+    ("experiment is not null", ALL),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), EXTRA_FILTERS)
+def test_filter_edge_cases(engine: sa.Engine, text: str, expected: set[str]) -> None:
+    assert select_ids(engine, text) == expected
+
+
+SORTS = [
+    ("name", ["r3", "r4", "r5", "r1", "r2"], ["r2", "r1", "r5", "r4", "r3"]),
+    ("started_at", ["r1", "r2", "r5", "r4", "r3"], ["r3", "r4", "r5", "r2", "r1"]),
+    ("ended_at", ["r1", "r2", "r5", "r3", "r4"], ["r5", "r2", "r1", "r3", "r4"]),
+    ("duration", ["r5", "r3", "r1", "r2", "r4"], ["r4", "r2", "r1", "r3", "r5"]),
+    ("status", ["r4", "r2", "r1", "r5", "r3"], ["r3", "r5", "r1", "r2", "r4"]),
+    ("experiment", ["r3", "r4", "r5", "r1", "r2"], ["r1", "r2", "r3", "r4", "r5"]),
+    # numbers numerically, then strings, then booleans; missing last
+    ("params.lr", ["r3", "r1", "r5", "r2", "r4"], ["r2", "r5", "r1", "r3", "r4"]),
+    ("params.flag", ["r3", "r2", "r1", "r4", "r5"], ["r1", "r2", "r3", "r4", "r5"]),
+    ("params.optim", ["r5", "r1", "r2", "r3", "r4"], ["r5", "r1", "r2", "r3", "r4"]),
+    (
+        'params."q\\"k".x',
+        ["r1", "r2", "r3", "r4", "r5"],
+        ["r1", "r2", "r3", "r4", "r5"],
+    ),
+    # NaN sorts as a missing value on both databases; infinities at the ends
+    ("metrics.loss", ["r5", "r1", "r3", "r2", "r4"], ["r3", "r1", "r5", "r2", "r4"]),
+    (
+        "metrics.loss.max",
+        ["r5", "r1", "r3", "r2", "r4"],
+        ["r3", "r1", "r5", "r2", "r4"],
+    ),
+    (
+        "metrics.loss.count",
+        ["r5", "r3", "r2", "r1", "r4"],
+        ["r1", "r2", "r3", "r5", "r4"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("field", "ascending", "descending"), SORTS)
+def test_sort(
+    engine: sa.Engine, field: str, ascending: list[str], descending: list[str]
+) -> None:
+    assert sorted_ids(engine, field) == ascending
+    assert sorted_ids(engine, field, descending=True) == descending
+
+
+def test_sort_key_is_a_plain_expression(engine: sa.Engine) -> None:
+    key = compile_sort_key(
+        "params.lr", engine.dialect.name, now=NOW, crash_timeout=CRASH_TIMEOUT
+    )
+    where = compile_filter(
+        "params.lr is not null and not params.lr = '0.1'",
+        engine.dialect.name,
+        now=NOW,
+        crash_timeout=CRASH_TIMEOUT,
+    )
+    query = sa.select(_schema.runs.c.id).where(where).order_by(key.desc())
+    with engine.connect() as connection:
+        assert [row.id for row in connection.execute(query)] == ["r5", "r1", "r3"]
+
+
+def test_sort_by_tags_is_refused() -> None:
+    with pytest.raises(FilterError, match="cannot be sorted by tags"):
+        compile_sort_key("tags", "sqlite", now=NOW, crash_timeout=CRASH_TIMEOUT)
+
+
+@pytest.mark.parametrize("field", ["nope", "params", "metrics.loss.avg", "name <"])
+def test_sort_by_unknown_field_is_refused(field: str) -> None:
+    with pytest.raises(FilterError):
+        compile_sort_key(field, "postgresql", now=NOW, crash_timeout=CRASH_TIMEOUT)
+
+
+# Injection: user text is always bound, never part of the SQL.
+
+INJECTIONS = [
+    (f'name = "{INJECTION}"', set()),
+    (f'params.injection = "{INJECTION}"', {"r5"}),
+    (f'params.injection like "{INJECTION}"', {"r5"}),
+    (f'params."{INJECTION}" = 1', set()),
+    (f"params.`{INJECTION}` is null", ALL),
+    (f'params."{INJECTION}".x."\\")--" is null', ALL),
+    (f'params.optim."{INJECTION}" in ["a", 1, true]', set()),
+    (f'metrics."{INJECTION}" = 1', {"r5"}),
+    (f'metrics."{INJECTION}".max is null', ALL - {"r5"}),
+    (f'tags has "{INJECTION}"', {"r5"}),
+    (f'"{INJECTION}" in tags', {"r5"}),
+    (f'experiment = "{INJECTION}"', set()),
+    (f'status in ["finished", "crashed"] or name = "{INJECTION}"', {"r1", "r4"}),
+    ('name = "x\'); DELETE FROM runs; --"', set()),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), INJECTIONS)
+def test_injection_is_inert(engine: sa.Engine, text: str, expected: set[str]) -> None:
+    assert select_ids(engine, text) == expected
+    with engine.connect() as connection:
+        count = connection.execute(sa.select(sa.func.count()).select_from(_schema.runs))
+        assert count.scalar_one() == len(RUNS)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(("text", "expected"), INJECTIONS)
+def test_user_text_is_never_in_the_sql(
+    dialect: str, text: str, expected: set[str]
+) -> None:
+    where = compile_filter(text, dialect, now=NOW, crash_timeout=CRASH_TIMEOUT)
+    sql_dialect = SQL_DIALECTS[dialect]
+    sql = str(sa.select(_schema.runs.c.id).where(where).compile(dialect=sql_dialect))
+    assert "drop" not in sql.lower()
+    assert "delete" not in sql.lower()
+    assert "--" not in sql
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_sort_key_binds_its_path(dialect: str) -> None:
+    key = compile_sort_key(
+        f'params."{INJECTION}"', dialect, now=NOW, crash_timeout=CRASH_TIMEOUT
+    )
+    sql_dialect = SQL_DIALECTS[dialect]
+    assert "drop" not in str(key.compile(dialect=sql_dialect)).lower()
+
+
+# Errors name the problem, its column and the fix.
+
+ERRORS = [
+    # syntax: the column of the offending token, and what was expected
+    ("params.lr <", 12, "expected a value (a number, a quoted string"),
+    ("params.lr < and", 13, "expected a value"),
+    ("a = 1 b", 7, "expected 'and', 'or' or the end after '1', found 'b'"),
+    ('(name = "x"', 12, "expected ')'"),
+    ('name = "x")', 11, "no matching '('"),
+    ('name = "abc', 8, "unterminated quoted text"),
+    ("name ~ 3", 6, "expected an operator"),
+    ("name", 5, "expected an operator"),
+    ("name is", 8, "expected 'null' or 'not null' after 'is'"),
+    ("name not", 9, "expected 'in', 'like' or 'ilike' after 'not'"),
+    ('name in "x"', 9, "expected a list such as [1, 2]"),
+    ("name in [1 2]", 12, "expected ',' or ']' after '1', found '2'"),
+    ("x in tags", 6, '"x" in tags'),
+    ("params.", 8, "expected a key"),
+    ("params.a..b = 1", 10, "expected a key"),
+    ("params.größe = 1", 10, 'params."größe"'),
+    ('name = "x" && y = 1', 12, "write 'and' instead of '&&'"),
+    ("name = 1 || y = 1", 10, "write 'or' instead of '||'"),
+    ('name = "x" and or y = 1', 16, "found the keyword 'or'"),
+    ("and", 1, "found the keyword 'and'"),
+    ("= 3", 1, "expected a field"),
+    # fields
+    ("lr > 0.1", 1, "did you mean params.lr or metrics.lr?"),
+    ('stauts = "x"', 1, "did you mean status?"),
+    ("param.lr = 1", 1, "write params (plural)"),
+    ("nope = 1", 1, "Fields are id, name, status"),
+    ("params = 1", 1, "params needs a key"),
+    ("metrics > 1", 1, "metrics needs a key"),
+    ("metrics.loss.avg > 1", 1, "unknown metric summary 'avg'"),
+    ("metrics.a.b.c > 1", 1, 'metrics."a.b.c"'),
+    ('metrics.loss."max" > 1', 1, "unknown metric summary 'max'"),
+    ("name.x = 1", 1, "name has no parts"),
+    ('tags.x has "a"', 1, "tags has no parts"),
+    # types
+    ("tags < 3", 8, 'use tags has "x"'),
+    ('tags in ["a"]', 10, 'use tags has "x"'),
+    ("tags is null", 1, "never null"),
+    ("tags has 3", 10, 'quote the tag: tags has "3"'),
+    ('name has "x"', 1, 'name like "%x%"'),
+    ('"x" in name', 8, "work on tags and on list params"),
+    ('metrics.loss has "x"', 1, "work on tags and on list params"),
+    ("name = 3", 8, 'quote the value: name = "3"'),
+    ('metrics.loss = "a"', 16, "metrics.loss is a number; compare it with a number"),
+    ('duration < "1h"', 12, "duration > 3600"),
+    ('started_at > "yesterday"', 14, 'ISO date such as "2024-05-01"'),
+    ("params.flag < true", 13, "can only be compared with = or !="),
+    ("params.x < null", 12, "use params.x is null or params.x is not null"),
+    ('status = "runing"', 10, "statuses are running, finished, failed, killed"),
+    ('status in ["ok"]', 12, "unknown status 'ok'"),
+    ("name like 3", 11, 'name like "resnet%"'),
+    ('metrics.loss like "a"', 19, "metrics.loss holds a number"),
+    ('started_at like "2024%"', 17, "started_at holds a time"),
+    # literals
+    ('name = "\\q"', 9, "unknown escape '\\q'"),
+    ("params.x = 1e999", 12, "out of range"),
+    ("params.x = -1e-999", 12, "out of range"),
+    ('name = "a\u0000"', 8, "NUL"),
+    ('name = "a\\u0000"', 8, "NUL"),
+    ('params."\u0000" = 1', 8, "NUL"),
+    ("params.`\x00` = 1", 8, "NUL"),
+    ('name = "\ud800"', 8, "lone surrogate"),
+    ('name = "\\ud800"', 8, "lone surrogate"),
+]
+
+
+@pytest.mark.parametrize(("text", "column", "message"), ERRORS)
+def test_errors_name_the_problem_and_the_column(
+    text: str, column: int, message: str
+) -> None:
+    with pytest.raises(FilterError) as caught:
+        compile_filter(text, "postgresql", now=NOW, crash_timeout=CRASH_TIMEOUT)
+    error = caught.value
+    assert message in error.message
+    assert error.column == column
+    assert error.expression == text
+    assert isinstance(error, ValidationError)
+    assert isinstance(error, ValueError)
+
+
+def test_error_renders_a_pointer() -> None:
+    with pytest.raises(FilterError) as caught:
+        compile_filter("params.lr <", "sqlite", now=NOW, crash_timeout=CRASH_TIMEOUT)
+    assert str(caught.value).splitlines()[1:] == ["  params.lr <", "             ^"]
+
+
+def test_unknown_dialect_is_refused() -> None:
+    with pytest.raises(ValidationError, match="'sqlite' or 'postgresql'"):
+        compile_filter("", "mysql", now=NOW, crash_timeout=CRASH_TIMEOUT)
+
+
+# Limits
+
+
+def test_length_limit() -> None:
+    longest = "name = " + '"' + "x" * (MAX_FILTER_LENGTH - 9) + '"'
+    assert len(longest) == MAX_FILTER_LENGTH
+    compile_filter(longest, "sqlite", now=NOW, crash_timeout=CRASH_TIMEOUT)
+    with pytest.raises(FilterError, match="MAX_FILTER_LENGTH") as caught:
+        compile_filter(longest + " ", "sqlite", now=NOW, crash_timeout=CRASH_TIMEOUT)
+    assert str(MAX_FILTER_LENGTH) in caught.value.message
+
+
+def test_term_limit() -> None:
+    most = " or ".join(f"params.x = {i}" for i in range(MAX_FILTER_TERMS))
+    compile_filter(most, "sqlite", now=NOW, crash_timeout=CRASH_TIMEOUT)
+    too_many = most + " or params.x = -1"
+    with pytest.raises(FilterError, match="MAX_FILTER_TERMS") as caught:
+        compile_filter(too_many, "sqlite", now=NOW, crash_timeout=CRASH_TIMEOUT)
+    assert caught.value.column == too_many.rindex("params.x") + 1
+
+
+def test_list_values_count_as_terms() -> None:
+    values = ", ".join(str(i) for i in range(MAX_FILTER_TERMS))
+    compile_filter(
+        f"params.x in [{values}]", "sqlite", now=NOW, crash_timeout=CRASH_TIMEOUT
+    )
+    with pytest.raises(FilterError, match="MAX_FILTER_TERMS"):
+        compile_filter(
+            f"params.x in [{values}, 1]",
+            "sqlite",
+            now=NOW,
+            crash_timeout=CRASH_TIMEOUT,
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not " * 1000 + 'name = "x"', "nests more than"),
+        ("(name = 'x' or " * 200 + "name = 'y'" + ")" * 200, "nests more than"),
+        ("(" * 4000, "expected a field"),
+    ],
+)
+def test_deep_nesting_fails_cleanly(text: str, message: str) -> None:
+    with pytest.raises(FilterError, match=message):
+        compile_filter(text, "sqlite", now=NOW, crash_timeout=CRASH_TIMEOUT)
+
+
+def test_redundant_parentheses_do_not_nest() -> None:
+    text = "(" * 2000 + 'name = "x"' + ")" * 2000
+    compile_filter(text, "sqlite", now=NOW, crash_timeout=CRASH_TIMEOUT)
+
+
+# Fields
+
+
+FIELDS = [
+    ("name", Field("column", ("name",), None, "text", "name")),
+    ("started_at", Field("column", ("started_at",), None, "time", "started_at")),
+    ("duration", Field("column", ("duration",), None, "number", "duration")),
+    ("tags", Field("tags", (), None, "tags", "tags")),
+    (
+        "params.optim.lr",
+        Field("param", ("optim", "lr"), None, "json", "params.optim.lr"),
+    ),
+    ("params.layers.0", Field("param", ("layers", 0), None, "json", "params.layers.0")),
+    ('params."0"', Field("param", ("0",), None, "json", 'params."0"')),
+    ("params.`a.b`", Field("param", ("a.b",), None, "json", 'params."a.b"')),
+    ("params . lr", Field("param", ("lr",), None, "json", "params.lr")),
+    ("params.and", Field("param", ("and",), None, "json", 'params."and"')),
+    ("metrics.loss", Field("metric", ("loss",), "last", "number", "metrics.loss")),
+    (
+        "metrics.loss.last",
+        Field("metric", ("loss",), "last", "number", "metrics.loss"),
+    ),
+    (
+        "metrics.val/acc.max",
+        Field("metric", ("val/acc",), "max", "number", "metrics.val/acc.max"),
+    ),
+    (
+        'metrics."train.loss".min',
+        Field("metric", ("train.loss",), "min", "number", 'metrics."train.loss".min'),
+    ),
+    (
+        "metrics.loss.last_time",
+        Field("metric", ("loss",), "last_time", "time", "metrics.loss.last_time"),
+    ),
+    ("metrics.max", Field("metric", ("max",), "last", "number", "metrics.max")),
+    ("metrics.007", Field("metric", ("007",), "last", "number", 'metrics."007"')),
+    ("params.a-b/c", Field("param", ("a-b/c",), None, "json", "params.a-b/c")),
+    (
+        'params."\\ud83d\\ude00"',
+        Field("param", ("\U0001f600",), None, "json", 'params."\U0001f600"'),
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), FIELDS)
+def test_parse_field(text: str, expected: Field) -> None:
+    field = parse_field(text)
+    assert field == expected
+    assert parse_field(field.text) == field
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no field given"),
+        ("  ", "no field given"),
+        ("name = 1", "expected the end after 'name', found '='"),
+        ("lr", "did you mean params.lr"),
+        ("metrics.loss.mean", "unknown metric summary"),
+    ],
+)
+def test_parse_field_errors(text: str, message: str) -> None:
+    with pytest.raises(FilterError) as caught:
+        parse_field(text)
+    assert message in caught.value.message
+
+
+def test_every_column_field_compiles() -> None:
+    for name in _query.COLUMN_FIELDS:
+        for dialect in SQL_DIALECTS:
+            compile_sort_key(name, dialect, now=NOW, crash_timeout=CRASH_TIMEOUT)
+            compile_filter(
+                f"{name} is null", dialect, now=NOW, crash_timeout=CRASH_TIMEOUT
+            )
+
+
+# Properties: any text fails cleanly; any filter selects the same runs on both
+# databases.
+
+VOCABULARY = [
+    "name", "status", "tags", "params", "metrics", "params.lr", "metrics.loss.max",
+    "params.layers.0", "params.\"a.b\"", "experiment", "duration", "started_at",
+    ".", "=", "==", "!=", "<", "<=", ">", ">=", "<>", "in", "not", "and", "or", "is",
+    "null", "true", "false", "has", "like", "ilike", "(", ")", "[", "]", ",", "0",
+    "-1.5e3", ".5", "'x'", '"y"', "`z`", '"\\u00e9"', '"2024-05-01"', "'", '"', "\\",
+    "@", "1e999", "1e-999", "99999999999999999999999", '"\\u0000"', "'\\ud800'",
+    '"\\ud83d\\ude00"', "params.x", "metrics.007", "=",
+]  # fmt: skip
+
+
+def _runs_cleanly(engines: list[sa.Engine], text: str) -> None:
+    """Run ``text`` as a filter: it selects runs or raises FilterError, nothing else."""
+    for engine in engines:
+        try:
+            select_ids(engine, text)
+        except FilterError as exc:
+            assert exc.message
+            assert exc.column is None or 1 <= exc.column <= len(text) + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120))
+def test_random_text_fails_cleanly(
+    sqlite_engine: sa.Engine, postgres_engine: sa.Engine, text: str
+) -> None:
+    _runs_cleanly([sqlite_engine, postgres_engine], text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(VOCABULARY), max_size=12), st.sampled_from([" ", ""]))
+def test_token_soup_fails_cleanly(
+    sqlite_engine: sa.Engine,
+    postgres_engine: sa.Engine,
+    words: list[str],
+    separator: str,
+) -> None:
+    _runs_cleanly([sqlite_engine, postgres_engine], separator.join(words))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_random_fields_fail_cleanly(text: str) -> None:
+    for dialect in SQL_DIALECTS:
+        try:
+            compile_sort_key(text, dialect, now=NOW, crash_timeout=CRASH_TIMEOUT)
+        except FilterError:
+            pass
+
+
+FIELD_NAMES = [
+    "id", "name", "status", "experiment", "host", "command", "error", "started_at",
+    "ended_at", "duration", "tags", "params.lr", "params.optim", "params.optim.name",
+    "params.layers", "params.layers.0", 'params.layers."0"', "params.flag",
+    "params.seed", "params.nope", 'params."0"', "params.`a.b`", 'params."größe"',
+    "params.big", "params.nested.deep", "metrics.loss", "metrics.loss.max",
+    "metrics.loss.min", "metrics.loss.count", "metrics.val/acc", "metrics.nope",
+]  # fmt: skip
+VALUES = [
+    "0", "1", "0.1", "'0.1'", "-1", "1e30", "0.5", "64", "100", f"{T0}", "'adam'",
+    "'sgd'", "''", "true", "false", "null", "'resnet-a'", "'Bert'", "'gpu'",
+    "'finished'", "'crashed'", "'2023-11-03'", "'vision'", "'x'",
+]  # fmt: skip
+PATTERNS = ["'%a%'", "'r%'", "'%'", "'_ert%'", "'B%'", "'%\\_%'", "'gpu_'"]
+
+
+@st.composite
+def predicates(draw: st.DrawFn) -> str:
+    field = draw(st.sampled_from(FIELD_NAMES))
+    value = draw(st.sampled_from(VALUES))
+    values = ", ".join(draw(st.lists(st.sampled_from(VALUES), max_size=3)))
+    operator = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="]))
+    form = draw(st.integers(0, 9))
+    return [
+        f"{field} {operator} {value}",
+        f"{value} {operator} {field}",
+        f"{field} in [{values}]",
+        f"{field} not in ({values})",
+        f"{field} has {value}",
+        f"{value} not in {field}",
+        f"{field} is null",
+        f"{field} is not null",
+        f"{field} like {draw(st.sampled_from(PATTERNS))}",
+        f"{field} not ilike {draw(st.sampled_from(PATTERNS))}",
+    ][form]
+
+
+filters = st.recursive(
+    predicates(),
+    lambda inner: st.one_of(
+        st.builds(lambda a, b: f"({a}) and ({b})", inner, inner),
+        st.builds(lambda a, b: f"{a} or {b}", inner, inner),
+        st.builds(lambda a: f"not ({a})", inner),
+    ),
+    max_leaves=4,
+)
+
+
+def _outcome(engine: sa.Engine, text: str) -> set[str] | str:
+    try:
+        return select_ids(engine, text)
+    except FilterError as exc:
+        return exc.message
+
+
+@settings(max_examples=250, deadline=None)
+@given(filters)
+def test_both_databases_select_the_same_runs(
+    sqlite_engine: sa.Engine, postgres_engine: sa.Engine, text: str
+) -> None:
+    assert _outcome(sqlite_engine, text) == _outcome(postgres_engine, text)

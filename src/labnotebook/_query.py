@@ -25,6 +25,7 @@ import json
 import math
 import operator
 import re
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -152,7 +153,6 @@ _PARSER = lark.Lark(
 
 _VALUE_TOKENS = frozenset({"NUMBER", "STRING", "TRUE", "FALSE", "NULL"})
 _SEGMENT_TOKENS = frozenset({"NAME", "INDEX", "STRING", "BACKTICK"})
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_/-]*")
 _KEYWORDS = frozenset(
     {"and", "or", "not", "in", "is", "has", "like", "ilike", "null", "true", "false"}
@@ -170,6 +170,7 @@ _ESCAPES = {
 }
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _INT64 = 2**63
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 @dataclass(frozen=True)
@@ -333,29 +334,50 @@ def _parse(text: str, start: str) -> lark.Tree[lark.Token]:
     try:
         for token in interactive.iter_parse():
             tokens.append(token)
-        tree = interactive.feed_eof(tokens[-1] if tokens else None)  # type: ignore[no-untyped-call]
+        last = tokens[-1] if tokens else None
+        tree = interactive.feed_eof(last)  # type: ignore[no-untyped-call]
     except UnexpectedInput as exc:
-        raise _syntax_error(text, exc, tokens, start) from None
+        # LALR merges states, so the error's own list of expected tokens can be
+        # too wide; asking the parser state what it accepts gives the exact set.
+        expected = set(interactive.accepts())  # type: ignore[no-untyped-call]
+        raise _syntax_error(text, exc, tokens, expected) from None
     assert isinstance(tree, lark.Tree)
     return tree
 
 
 def _syntax_error(
-    text: str, exc: UnexpectedInput, tokens: list[lark.Token], start: str
+    text: str, exc: UnexpectedInput, tokens: list[lark.Token], expected: set[str]
 ) -> FilterError:
     """A FilterError saying what was expected where the parse failed."""
+    if isinstance(exc, UnexpectedToken) and tokens and tokens[-1] is exc.token:
+        tokens = tokens[:-1]  # yielded by the lexer, refused by the parser
+
+    # The lexer reads a keyword as a name where no keyword fits ("and and").
+    for i, token in enumerate(tokens):
+        after_dot = i > 0 and tokens[i - 1].type == "DOT"
+        if token.type == "NAME" and not after_dot and token.lower() in _KEYWORDS:
+            return FilterError(
+                f"expected a field or a value{_describe_previous(text, tokens[:i])}, "
+                f"found the keyword {str(token)!r}",
+                text,
+                (token.start_pos or 0) + 1,
+            )
+
+    hint = ""
     if isinstance(exc, UnexpectedToken):
         found = exc.token
-        # The failing token was yielded before the parser refused it.
-        if tokens and tokens[-1] is found:
-            tokens = tokens[:-1]
-        expected = set(exc.expected)
         if found.type == "$END":
             column = len(text.rstrip()) + 1
             found_text = "but the filter ends there"
         else:
             column = (found.start_pos or 0) + 1
             found_text = f"found {_quote_snippet(str(found))}"
+            if found.type == "RPAR" and "RPAR" not in expected:
+                hint = "; this ')' has no matching '('"
+            elif found.type == "NAME" and "LSQB" in expected:
+                hint = (
+                    '; to test a tag or a list param put the value first: "x" in tags'
+                )
     elif isinstance(exc, UnexpectedCharacters):
         position = exc.pos_in_stream or 0
         column = position + 1
@@ -364,16 +386,14 @@ def _syntax_error(
             return FilterError(
                 f"unterminated quoted text: add the closing {char}", text, column
             )
-        expected = set(exc.allowed or ())
         found_text = f"found {_quote_snippet(text[position:])}"
-        found_text += _symbol_hint(text[position:])
+        hint = _symbol_hint(text[position:]) or _key_hint(text, tokens, position)
     else:  # pragma: no cover - lark raises only the two kinds above for LALR
         return FilterError(f"cannot parse the filter: {exc}", text, None)
 
     after = _describe_previous(text, tokens)
-    wanted = _describe_expected(expected, tokens, start)
-    message = f"expected {wanted}{after}, {found_text}"
-    return FilterError(message, text, column)
+    wanted = _describe_expected(expected, tokens)
+    return FilterError(f"expected {wanted}{after}, {found_text}{hint}", text, column)
 
 
 def _quote_snippet(text: str) -> str:
@@ -390,6 +410,20 @@ def _symbol_hint(text: str) -> str:
     return ""
 
 
+def _key_hint(text: str, tokens: list[lark.Token], position: int) -> str:
+    """Suggest quoting a key that holds characters a bare key cannot."""
+    after_dot = len(tokens) >= 2 and tokens[-2].type == "DOT"
+    if not after_dot or tokens[-1].type not in ("NAME", "INDEX"):
+        return ""
+    if tokens[-1].end_pos != position or text[position] in "=!<>()[],":
+        return ""
+    rest = re.match(r"[^\s=!<>()\[\],]*", text[position:])
+    key = str(tokens[-1]) + (rest.group(0) if rest else "")
+    head = text[_field_start(tokens) : tokens[-1].start_pos]
+    quoted = head + json.dumps(key, ensure_ascii=False)
+    return f"; quote a key that holds other characters: {quoted}"
+
+
 def _describe_previous(text: str, tokens: list[lark.Token]) -> str:
     if not tokens:
         return " at the start"
@@ -397,19 +431,27 @@ def _describe_previous(text: str, tokens: list[lark.Token]) -> str:
     end = last.end_pos or 0
     start = last.start_pos or 0
     # A field spelled over several tokens (params.optim.lr) is shown whole.
-    i = len(tokens) - 1
     if last.type in _SEGMENT_TOKENS:
-        while i >= 2 and tokens[i - 1].type == "DOT":
-            i -= 2
-        if tokens[i].type == "NAME" or i < len(tokens) - 1:
-            start = tokens[i].start_pos or 0
+        start = _field_start(tokens)
     return f" after {text[start:end]!r}"
 
 
-def _describe_expected(expected: set[str], tokens: list[lark.Token], start: str) -> str:
-    after_dot = bool(tokens) and tokens[-1].type == "DOT"
-    if after_dot:
+def _field_start(tokens: list[lark.Token]) -> int:
+    """Where the field that ends with the last token starts in the text."""
+    i = len(tokens) - 1
+    while i >= 2 and tokens[i - 1].type == "DOT":
+        i -= 2
+    return tokens[i].start_pos or 0
+
+
+def _describe_expected(expected: set[str], tokens: list[lark.Token]) -> str:
+    if tokens and tokens[-1].type == "DOT":
         return "a key (a name, a list index or a quoted key)"
+    if expected == {"NOT", "NULL"}:
+        return "'null' or 'not null'"
+    if expected == {"NULL"}:
+        return "'null'"
+
     words: list[str] = []
     if "NAME" in expected:
         words.append("a field (such as name, params.lr or metrics.loss)")
@@ -420,33 +462,27 @@ def _describe_expected(expected: set[str], tokens: list[lark.Token], start: str)
             "an operator (=, !=, <, <=, >, >=, in, not in, has, like, ilike, "
             "is null, is not null)"
         )
-    elif expected & {"IN", "LIKE", "ILIKE"} and "NOT" not in expected:
-        words.append(_alternatives(expected & {"IN", "LIKE", "ILIKE"}))
-    if expected == {"NOT", "NULL"}:
-        words.append("'null' or 'not null'")
-    elif expected == {"NULL"}:
-        words.append("'null'")
+    elif "IN" in expected:
+        words.extend(["'in'", "'like'", "'ilike'"])
     if expected & {"LSQB", "LPAR"} and "NAME" not in expected:
         words.append('a list such as [1, 2] or ("a", "b")')
     if "DOT" in expected and "COMPARE" not in expected:
         words.append("'.'")
     if "COMMA" in expected:
         words.append("','")
-    closers = sorted(expected & {"RSQB", "RPAR"})
-    words.extend(repr("]" if name == "RSQB" else ")") for name in closers)
+    if "RSQB" in expected:
+        words.append("']'")
+    if "RPAR" in expected:
+        words.append("')'")
     if expected & {"_AND", "_OR"}:
-        words.append("'and', 'or'")
+        words.extend(["'and'", "'or'"])
     if "$END" in expected:
-        words.append("the end of the filter" if start == "filter" else "the end")
-    if not words:
-        words.append(_alternatives(expected))
+        words.append("the end")
+    if not words:  # pragma: no cover - every parser state is described above
+        words.append(", ".join(sorted(expected)))
     if len(words) == 1:
         return words[0]
     return ", ".join(words[:-1]) + " or " + words[-1]
-
-
-def _alternatives(names: set[str]) -> str:
-    return " or ".join(repr(name.strip("_").lower()) for name in sorted(names))
 
 
 # Fields
@@ -457,15 +493,14 @@ def _resolve_field(node: lark.Tree[lark.Token], text: str) -> Field:
     head, *rest = node.children
     assert isinstance(head, lark.Token)
     name = str(head)
-    segments = [
-        _segment(token, text) for token in rest if isinstance(token, lark.Token)
-    ]
+    tokens = [token for token in rest if isinstance(token, lark.Token)]
+    segments = [_segment(token, text) for token in tokens]
     column = (head.start_pos or 0) + 1
 
     if name in COLUMN_FIELDS:
         if segments:
             raise FilterError(
-                f"{name} has no parts; remove '.{_spell_segment(segments[0][0])}'",
+                f"{name} has no parts; remove '.{_spell(segments[0][0])}'",
                 text,
                 column,
             )
@@ -486,11 +521,11 @@ def _resolve_field(node: lark.Tree[lark.Token], text: str) -> Field:
                 column,
             )
         path = tuple(value for value, _ in segments)
-        spelled = "params." + ".".join(_spell_segment(value) for value in path)
+        spelled = "params." + ".".join(_spell(value) for value in path)
         return Field("param", path, None, "json", spelled)
 
     if name == "metrics":
-        return _metric_field(segments, text, column)
+        return _metric_field(tokens, segments, text, column)
 
     raise FilterError(_unknown_field_message(name), text, column)
 
@@ -500,14 +535,17 @@ def _segment(token: lark.Token, text: str) -> tuple[str | int, bool]:
     if token.type == "INDEX":
         return int(token), False
     if token.type == "BACKTICK":
-        return str(token)[1:-1], True
+        return _check_text(str(token)[1:-1], token, text), True
     if token.type == "STRING":
         return _unescape(token, text), True
     return str(token), False
 
 
 def _metric_field(
-    segments: list[tuple[str | int, bool]], text: str, column: int
+    tokens: list[lark.Token],
+    segments: list[tuple[str | int, bool]],
+    text: str,
+    column: int,
 ) -> Field:
     if not segments:
         raise FilterError(
@@ -523,7 +561,9 @@ def _metric_field(
             text,
             column,
         )
-    key = str(segments[0][0])
+    key = str(tokens[0])
+    if tokens[0].type in ("STRING", "BACKTICK"):
+        key = str(segments[0][0])
     summary = "last"
     if len(segments) == 2:
         value, quoted = segments[1]
@@ -536,7 +576,7 @@ def _metric_field(
                 column,
             )
         summary = str(value)
-    spelled = "metrics." + _spell_key(key)
+    spelled = "metrics." + _spell(key)
     if summary != "last":
         spelled += "." + summary
     value_type: ValueType = "time" if summary == "last_time" else "number"
@@ -544,6 +584,11 @@ def _metric_field(
 
 
 def _unknown_field_message(name: str) -> str:
+    if name.lower() in _KEYWORDS:
+        return (
+            f"{name!r} is a keyword, not a field; a comparison starts with a field "
+            f"such as name or params.lr. Fields are {_FIELD_HELP}"
+        )
     singular = {"param": "params", "metric": "metrics", "tag": "tags"}
     if name in singular:
         return (
@@ -559,18 +604,13 @@ def _unknown_field_message(name: str) -> str:
     return f"unknown field {name!r}; {hint} Fields are {_FIELD_HELP}"
 
 
-def _spell_segment(value: str | int) -> str:
-    if isinstance(value, int):
-        return str(value)
-    if _IDENTIFIER.fullmatch(value) and value.lower() not in _KEYWORDS:
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _spell_key(key: str) -> str:
-    if _KEY.fullmatch(key) and key.lower() not in _KEYWORDS:
-        return key
-    return json.dumps(key, ensure_ascii=False)
+def _spell(segment: str | int) -> str:
+    """A path segment as written in a field: bare if it can be, else quoted."""
+    if isinstance(segment, int):
+        return str(segment)
+    if _KEY.fullmatch(segment) and segment.lower() not in _KEYWORDS:
+        return segment
+    return json.dumps(segment, ensure_ascii=False)
 
 
 # Literals
@@ -598,6 +638,10 @@ def _unescape(token: lark.Token, text: str) -> str:
         elif code == "u" and re.fullmatch(r"[0-9A-Fa-f]{4}", body[i + 2 : i + 6]):
             out.append(chr(int(body[i + 2 : i + 6], 16)))
             i += 6
+            # A surrogate pair (\ud83d\ude00) spells one character, as in JSON.
+            if len(out) >= 2 and _is_pair(out[-2], out[-1]):
+                pair = (out[-2] + out[-1]).encode("utf-16", "surrogatepass")
+                out[-2:] = [pair.decode("utf-16")]
         else:
             column = (token.start_pos or 0) + 2 + i
             raise FilterError(
@@ -607,7 +651,29 @@ def _unescape(token: lark.Token, text: str) -> str:
                 text,
                 column,
             )
-    return "".join(out)
+    return _check_text("".join(out), token, text)
+
+
+def _is_pair(high: str, low: str) -> bool:
+    return "\ud800" <= high <= "\udbff" and "\udc00" <= low <= "\udfff"
+
+
+def _check_text(value: str, token: lark.Token, text: str) -> str:
+    """Refuse characters that neither database can store in text."""
+    if "\x00" in value:
+        raise FilterError(
+            "quoted text cannot hold the NUL character (\\u0000); remove it",
+            text,
+            (token.start_pos or 0) + 1,
+        )
+    if any("\ud800" <= char <= "\udfff" for char in value):
+        raise FilterError(
+            "quoted text holds a lone surrogate (\\ud800-\\udfff); write the "
+            "character itself, or a full surrogate pair",
+            text,
+            (token.start_pos or 0) + 1,
+        )
+    return value
 
 
 def _literal(token: lark.Token, text: str) -> _Value:
@@ -621,46 +687,36 @@ def _literal(token: lark.Token, text: str) -> _Value:
 
     spelled = str(token)
     number = float(spelled)
-    if not math.isfinite(number):
+    exact = decimal.Decimal(spelled)
+    if not math.isfinite(number) or (number == 0 and exact != 0):
         raise FilterError(
-            f"the number {spelled} is too large; numbers must fit in a double "
-            "(about ±1.8e308)",
+            f"the number {spelled} is out of range; numbers must fit in a double "
+            "(about 2.2e-308 to 1.8e308 in size, or 0)",
             text,
             (token.start_pos or 0) + 1,
         )
-    exact = decimal.Decimal(spelled)
     integral = re.fullmatch(r"[+-]?[0-9]+", spelled) is not None
     if integral and -_INT64 <= int(spelled) < _INT64:
         return _Value(int(spelled), token, exact)
     return _Value(number, token, exact)
 
 
-def _epoch(value: _Value, field: Field, text: str) -> float:
+def _epoch(value: _Value) -> float | None:
     """A time value: epoch seconds, or an ISO date or date-time (UTC if naive)."""
     if isinstance(value.value, (int, float)) and not isinstance(value.value, bool):
         return float(value.value)
-    if isinstance(value.value, str):
-        spelled = value.value.strip()
-        if spelled[-1:] in ("Z", "z"):
-            spelled = spelled[:-1] + "+00:00"
-        try:
-            moment = dt.datetime.fromisoformat(spelled)
-        except ValueError:
-            pass
-        else:
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=dt.timezone.utc)
-            return moment.timestamp()
-    raise FilterError(
-        f"{field.text} is a time; compare it with epoch seconds or an ISO date such "
-        f'as "2024-05-01" or "2024-05-01T12:30:00Z", got {_show(value)}',
-        "",
-        None,
-    )
-
-
-def _show(value: _Value) -> str:
-    return str(value.token)
+    if not isinstance(value.value, str):
+        return None
+    spelled = value.value.strip()
+    if spelled[-1:] in ("Z", "z"):
+        spelled = spelled[:-1] + "+00:00"
+    try:
+        moment = dt.datetime.fromisoformat(spelled)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()
 
 
 # Compiling
@@ -767,7 +823,7 @@ class _Compiler:
             )
         if value.kind == "boolean" and op not in ("=", "!="):
             raise self.error(
-                f"{_show(value)} can only be compared with = or !=", op_token
+                f"{value.token} can only be compared with = or !=", op_token
             )
 
         kind, bound = self.bind(subject, value)
@@ -843,7 +899,7 @@ class _Compiler:
                 f"{subject.field.text} holds {_describe_type(subject.field)}",
                 value.token,
             )
-        pattern = value.value.lower() if ilike else value.value
+        pattern = value.value.translate(_ASCII_LOWER) if ilike else value.value
         chars = _like_chars(pattern)
 
         def predicate(expr: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
@@ -859,8 +915,8 @@ class _Compiler:
     def ascii_lower(self, expr: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         """Lower-case A-Z only, as SQLite's lower() does, on both databases."""
         if self.postgres:
-            upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-            return sa.func.translate(expr, upper, upper.lower())
+            upper = string.ascii_uppercase
+            return sa.func.translate(expr, upper, string.ascii_lowercase)
         return sa.func.lower(expr)
 
     def bind(self, subject: _Subject, value: _Value) -> tuple[str, Any]:
@@ -870,12 +926,20 @@ class _Compiler:
         if field.value_type == "tags":
             raise self.error(_tags_hint(), value.token)
         if field.value_type == "time":
-            return "number", sa.literal(_epoch_or_error(self, value, field), sa.Double)
+            moment = _epoch(value)
+            if moment is None:
+                raise self.error(
+                    f"{field.text} is a time; compare it with epoch seconds or an "
+                    f'ISO date such as "2024-05-01" or "2024-05-01T12:30:00Z", got '
+                    f"{value.token}",
+                    value.token,
+                )
+            return "number", sa.literal(moment, sa.Double)
         if field.value_type == "number":
             if kind != "number":
                 raise self.error(
                     f"{field.text} is a number; compare it with a number, for "
-                    f"example {field.text} {_example(field)}, got {_show(value)}",
+                    f"example {field.text} {_example(field)}, got {value.token}",
                     value.token,
                 )
             assert isinstance(value.value, (int, float))
@@ -1093,7 +1157,8 @@ class _ParamSubject(_Subject):
 
     def is_null(self) -> sa.ColumnElement[bool]:
         json_type = self.json_type()
-        return sa.or_(json_type.is_(None), json_type == "null")
+        misread = [sa.not_(guard) for guard in self.pg_guards()]
+        return sa.or_(json_type.is_(None), json_type == "null", *misread)
 
     def has(self, value: _Value, *, negated: bool) -> sa.ColumnElement[bool]:
         is_list = self.json_type() == "array"
@@ -1355,10 +1420,3 @@ def _check_status(compiler: _Compiler, value: _Value) -> None:
             f"unknown status {value.value!r}; statuses are {', '.join(STATUSES)}",
             value.token,
         )
-
-
-def _epoch_or_error(compiler: _Compiler, value: _Value, field: Field) -> float:
-    try:
-        return _epoch(value, field, compiler.text)
-    except FilterError as exc:
-        raise compiler.error(exc.message, value.token) from None
