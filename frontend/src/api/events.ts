@@ -1,0 +1,92 @@
+/**
+ * The live stream of run changes (`GET /api/v1/events`, server-sent events).
+ *
+ * Read with fetch rather than `EventSource` so that the stream carries the same
+ * `Authorization` header as every other request; the cursor of the last event is
+ * sent back on reconnection, as `EventSource` does with Last-Event-ID.
+ */
+import { ApiError, authHeaders, connection, queryString } from './client'
+import type { RunChange } from './types'
+
+export interface SseEvent {
+  event: string
+  data: string
+  id: string | null
+}
+
+/**
+ * Split server-sent-event text into complete events; `rest` is an unfinished tail to
+ * prepend to the next chunk. Comments (`: keep-alive`) and unknown lines are skipped.
+ */
+export function parseSse(text: string): { events: SseEvent[]; rest: string } {
+  const events: SseEvent[] = []
+  const normalised = text.replace(/\r\n?/g, '\n')
+  const blocks = normalised.split('\n\n')
+  const rest = blocks.pop() ?? ''
+
+  for (const block of blocks) {
+    let event = 'message'
+    let id: string | null = null
+    const data: string[] = []
+    for (const line of block.split('\n')) {
+      if (!line || line.startsWith(':')) continue
+      const colon = line.indexOf(':')
+      const name = colon < 0 ? line : line.slice(0, colon)
+      let value = colon < 0 ? '' : line.slice(colon + 1)
+      if (value.startsWith(' ')) value = value.slice(1)
+      if (name === 'event') event = value
+      else if (name === 'data') data.push(value)
+      else if (name === 'id') id = value
+    }
+    if (data.length || id !== null) events.push({ event, data: data.join('\n'), id })
+  }
+  return { events, rest }
+}
+
+export interface RunsEvent {
+  runs: RunChange[]
+  cursor: string | null
+}
+
+/**
+ * Read one connection of the stream until the server ends it or `signal` aborts.
+ * Calls `onRuns` for each `runs` event; resolves with the last cursor seen.
+ */
+export async function readEventStream(
+  cursor: string | null,
+  onRuns: (event: RunsEvent) => void,
+  signal: AbortSignal,
+): Promise<string | null> {
+  const response = await fetch(`/api/v1/events${queryString({ cursor })}`, {
+    headers: { Accept: 'text/event-stream', ...authHeaders() },
+    signal,
+    cache: 'no-store',
+  })
+  if (response.status === 401) connection.authRequired = true
+  if (!response.ok || !response.body) {
+    throw new ApiError(response.status, 'events_unavailable', `events stream: ${response.status}`)
+  }
+  connection.down = false
+
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
+  let buffer = ''
+  let last = cursor
+  try {
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) break
+      const { events, rest } = parseSse(buffer + value)
+      buffer = rest
+      for (const event of events) {
+        if (event.id) last = event.id
+        if (event.event !== 'runs' || !event.data) continue
+        const body = JSON.parse(event.data) as { runs?: RunChange[]; cursor?: string }
+        if (body.cursor) last = body.cursor
+        onRuns({ runs: body.runs ?? [], cursor: last })
+      }
+    }
+  } finally {
+    reader.releaseLock()
+  }
+  return last
+}

@@ -1,0 +1,79 @@
+import { onBeforeUnmount, onMounted, watch, type Ref, type WatchSource } from 'vue'
+import uPlot from 'uplot'
+import 'uplot/dist/uPlot.min.css'
+import { cssVar } from './useTheme'
+
+export interface UplotHandle {
+  /** Redraw with fresh data on the next animation frame (many calls, one redraw). */
+  draw: () => void
+  /** The chart, when mounted. */
+  chart: () => uPlot | null
+}
+
+/**
+ * A uPlot chart in `el`: created once (and again only when one of `rebuildOn` changes,
+ * such as the y scale type or the theme), fed with `setData` at most once per animation
+ * frame, resized with its container, destroyed on unmount.
+ */
+export function useUplot(
+  el: Ref<HTMLElement | null>,
+  options: () => Omit<uPlot.Options, 'width' | 'height'>,
+  data: () => uPlot.AlignedData,
+  rebuildOn: WatchSource[] = [],
+  height = 220,
+): UplotHandle {
+  let chart: uPlot | null = null
+  let frame = 0
+  let resize: ResizeObserver | null = null
+
+  function create(): void {
+    chart?.destroy()
+    chart = null
+    if (!el.value) return
+    const width = Math.max(200, el.value.clientWidth)
+    chart = new uPlot({ ...options(), width, height }, data(), el.value)
+  }
+
+  function draw(): void {
+    if (frame) return
+    frame = requestAnimationFrame(() => {
+      frame = 0
+      chart?.setData(data())
+    })
+  }
+
+  onMounted(() => {
+    create()
+    resize = new ResizeObserver(() => {
+      const width = el.value?.clientWidth ?? 0
+      if (chart && width > 0 && Math.abs(width - chart.width) > 1) {
+        chart.setSize({ width: Math.max(200, width), height })
+      }
+    })
+    if (el.value) resize.observe(el.value)
+  })
+  watch(rebuildOn, create)
+  onBeforeUnmount(() => {
+    if (frame) cancelAnimationFrame(frame)
+    resize?.disconnect()
+    chart?.destroy()
+    chart = null
+  })
+
+  return { draw, chart: () => chart }
+}
+
+/** Axis colours of the current theme. */
+export function axisStyle(): Pick<uPlot.Axis, 'stroke' | 'grid' | 'ticks'> {
+  const grid = cssVar('--chart-grid') || '#8884'
+  return {
+    stroke: cssVar('--muted') || '#888',
+    grid: { stroke: grid, width: 1 },
+    ticks: { stroke: grid, width: 1 },
+  }
+}
+
+/** The n-th colour of the chart palette. */
+export function seriesColor(n: number): string {
+  return cssVar(`--chart-${(n % 8) + 1}`) || '#3b82f6'
+}
