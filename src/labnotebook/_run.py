@@ -152,11 +152,17 @@ class Run:
         if append is None:
             self._not_active()
         try:
-            values = array("d", data.values())
+            # Packed as bytes: an untracked object, so buffered entries never
+            # accumulate in the garbage collector's old generation.
+            values = array("d", data.values()).tobytes()
         except TypeError:
-            values = self._bad_values(data)
+            values = self._bad_values(data).tobytes()
         keys = tuple(data)
-        if keys != self._last_keys:
+        if keys == self._last_keys:
+            # Reuse one long-lived tuple: buffered entries then hold no container
+            # the garbage collector must track, so they never trigger full passes.
+            keys = self._last_keys
+        else:
             self._check_keys(keys)
 
         if step is None:

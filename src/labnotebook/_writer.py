@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import logging
+from array import array
 import threading
 import time
 import warnings
@@ -27,11 +28,15 @@ from ._store.base import Batch, Store
 
 logger = logging.getLogger(__name__)
 
-#: Entries appended by Run.log(): (step, time, keys, values, fields).
+#: Entries appended by Run.log(): (step, time, keys, values packed as float64
+#: bytes, fields).
 Entry = tuple[int, float, tuple[str, ...], Any, Any]
 
 MAX_RETRY_INTERVAL = 60.0
 WAKE_ENTRIES = 20_000
+#: Larger drains are cut into several batches, so that encoding one for the spool
+#: never holds the interpreter lock for long.
+MAX_BATCH_POINTS = 50_000
 
 
 class _Waiter:
@@ -195,36 +200,50 @@ class Writer:
         with self._lock:
             closing = self._closing
             control, self._control = self._control, []
-        batch = self._drain(control, now)
+        batches = self._drain(control)
+        last = batches[-1]
         if now - self._last_heartbeat >= self.heartbeat_interval or closing:
-            batch.heartbeat = now
+            last.heartbeat = now
             self._last_heartbeat = now
-        if not batch.is_empty():
-            self._enqueue(batch, now)
+        for batch in batches:
+            if not batch.is_empty():
+                self._enqueue(batch, now)
         self._copy_stale(now)
         return closing
 
-    def _drain(self, control: list[Callable[[Batch], None]], now: float) -> Batch:
-        batch = Batch(run_id=self.run_id)
-        buffer = self.buffer
-        columns: dict[str, tuple[list[int], list[float], list[float]]] = {}
-        fields = batch.fields
-        popleft = buffer.popleft
-        for _ in range(len(buffer)):
+    def _drain(self, control: list[Callable[[Batch], None]]) -> list[Batch]:
+        """Turn buffered entries into batches of at most MAX_BATCH_POINTS points.
+
+        Control changes (notes, status, flush markers) ride in the last batch, so
+        they apply after every value logged before them.
+        """
+        batches = [Batch(run_id=self.run_id)]
+        columns: dict[str, tuple[array[int], array[float], array[float]]] = {}
+        fields = batches[0].fields
+        points = 0
+        popleft = self.buffer.popleft
+        for _ in range(len(self.buffer)):
             step, t, keys, values, extra = popleft()
-            for key, value in zip(keys, values, strict=True):
+            for key, value in zip(keys, memoryview(values).cast("d"), strict=True):
                 cols = columns.get(key)
                 if cols is None:
-                    cols = columns[key] = ([], [], [])
+                    cols = columns[key] = (array("q"), array("d"), array("d"))
                 cols[0].append(step)
                 cols[1].append(value)
                 cols[2].append(t)
             if extra is not None:
                 fields.append((step, t, extra))
-        batch.points = columns
+            points += len(keys)
+            if points >= MAX_BATCH_POINTS:
+                batches[-1].points = columns
+                batches.append(Batch(run_id=self.run_id))
+                columns = {}
+                fields = batches[-1].fields
+                points = 0
+        batches[-1].points = columns
         for change in control:
-            change(batch)
-        return batch
+            change(batches[-1])
+        return batches
 
     def _enqueue(self, batch: Batch, now: float) -> None:
         points = batch.point_count
@@ -247,9 +266,9 @@ class Writer:
 
     def _drain_into_spool_locked(self) -> None:
         control, self._control = self._control, []
-        batch = self._drain(control, time.time())
-        if not batch.is_empty():
-            self.spool.append(batch)
+        for batch in self._drain(control):
+            if not batch.is_empty():
+                self.spool.append(batch)
 
     # ---------------------------------------------------------------- sender
 

@@ -7,14 +7,18 @@ a batch may be resent after a failure without duplicating anything.
 
 from __future__ import annotations
 
+import base64
 import json
-import math
+import sys
 import uuid
+from array import array
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any, Protocol
 
 #: Per key: steps, values and wall times, in logging order.
-Columns = tuple[list[int], list[float], list[float]]
+Columns = tuple[Sequence[int], Sequence[float], Sequence[float]]
 
 
 @dataclass
@@ -59,39 +63,76 @@ class Batch:
         )
 
     def to_json(self) -> str:
-        """Serialise for the spool file or the wire (NaN and infinities kept)."""
-        data = asdict(self)
+        """Serialise for the spool file or the wire.
+
+        Metric columns are packed as base64 of little-endian int64 (steps) and
+        float64 (values, times) arrays: exact for NaN and infinities, and several
+        times faster to write and read than JSON numbers. :meth:`from_json` also
+        accepts plain JSON lists (``[steps, values, times]``, with non-finite
+        values as the strings "NaN", "Infinity", "-Infinity").
+        """
+        data: dict[str, Any] = {
+            f.name: getattr(self, f.name)
+            for f in dataclass_fields(self)
+            if f.name not in ("create", "points")
+        }
+        data["create"] = asdict(self.create) if self.create is not None else None
         data["points"] = {
-            key: [steps, [_encode_float(v) for v in values], times]
+            key: {
+                "steps": _pack("q", steps),
+                "values": _pack("d", values),
+                "times": _pack("d", times),
+            }
             for key, (steps, values, times) in self.points.items()
         }
         return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Batch:
+        """Rebuild a batch from :meth:`to_json` output (or plain JSON lists)."""
         data = json.loads(text)
         create = data.pop("create", None)
         points = data.pop("points", {})
         batch = cls(**data)
         if create is not None:
             batch.create = RunCreate(**create)
-        batch.points = {
-            key: (list(steps), [_decode_float(v) for v in values], list(times))
-            for key, (steps, values, times) in points.items()
-        }
+        batch.points = {key: _unpack_columns(cols) for key, cols in points.items()}
         batch.fields = [(int(s), float(t), f) for s, t, f in batch.fields]
         batch.notes = [(float(t), s, text) for t, s, text in batch.notes]
         return batch
 
 
-def _encode_float(value: float) -> float | str:
-    if math.isfinite(value):
-        return value
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+def _pack(code: str, values: Sequence[Any]) -> str:
+    packed = values if isinstance(values, array) and values.typecode == code else (
+        array(code, values)
+    )
+    if sys.byteorder != "little":
+        packed = array(code, packed)
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
 
 
-def _decode_float(value: float | str) -> float:
-    return float(value)
+def _unpack(code: str, text: str) -> array[Any]:
+    out = array(code)
+    out.frombytes(base64.b64decode(text, validate=True))
+    if sys.byteorder != "little":
+        out.byteswap()
+    return out
+
+
+def _unpack_columns(cols: Any) -> Columns:
+    if isinstance(cols, dict):
+        steps = _unpack("q", cols["steps"])
+        values = _unpack("d", cols["values"])
+        times = _unpack("d", cols["times"])
+    else:
+        raw_steps, raw_values, raw_times = cols
+        steps = array("q", raw_steps)
+        values = array("d", [float(v) for v in raw_values])
+        times = array("d", raw_times)
+    if not len(steps) == len(values) == len(times):
+        raise ValueError("steps, values and times must have the same length")
+    return steps, values, times
 
 
 @dataclass

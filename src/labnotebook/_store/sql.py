@@ -13,10 +13,11 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
@@ -809,9 +810,11 @@ def _insert(dialect: str, table: sa.Table) -> Any:
     return sqlite_dialect.insert(table)
 
 
-def _dedupe(steps: list[int], values: list[float], times: list[float]) -> Columns:
+def _dedupe(steps: Sequence[int], values: Sequence[float],
+            times: Sequence[float]) -> Columns:
     """Sort by step; when a step repeats, the value logged last wins."""
-    if all(a < b for a, b in zip(steps, steps[1:], strict=False)):
+    s = np.asarray(steps, dtype=np.int64)
+    if len(s) < 2 or bool(np.all(s[1:] > s[:-1])):
         return steps, values, times
     latest: dict[int, tuple[float, float]] = {}
     for step, value, t in zip(steps, values, times, strict=True):
@@ -826,21 +829,15 @@ def _dedupe(steps: list[int], values: list[float], times: list[float]) -> Column
 
 def _merge_summary(row: Any, cols: Columns) -> dict[str, Any]:
     steps, values, times = cols
-    finite_min = math.inf
-    finite_max = -math.inf
-    seen = False
-    for v in values:
-        if v == v:  # not NaN
-            seen = True
-            if v < finite_min:
-                finite_min = v
-            if v > finite_max:
-                finite_max = v
+    v = np.asarray(values, dtype=np.float64)
+    finite = v[~np.isnan(v)]
     lo = row.min
     hi = row.max
-    if seen:
-        lo = finite_min if lo is None or _isnan(lo) else min(lo, finite_min)
-        hi = finite_max if hi is None or _isnan(hi) else max(hi, finite_max)
+    if finite.size:
+        batch_min = float(finite.min())
+        batch_max = float(finite.max())
+        lo = batch_min if lo is None or _isnan(lo) else min(lo, batch_min)
+        hi = batch_max if hi is None or _isnan(hi) else max(hi, batch_max)
     return {
         "count": int(row.count) + len(steps),
         "last": values[-1],
