@@ -193,9 +193,9 @@ def record(
     upserts: list[dict[str, Any]] = []
     inserts: list[tuple[Any, ...]] = []
     for series_id, (steps, values, times), previous in touched:
-        if not steps:
+        if len(steps) == 0:
             continue
-        fresh = previous is None or steps[0] > previous
+        fresh = previous is None or int(steps[0]) > previous
         new, replaced = _series_rows(
             conn, series_id, (steps, values, times), previous, fresh
         )
@@ -234,7 +234,7 @@ def _series_rows(
 ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
     """Rows to insert (new buckets) and to upsert (buckets that may exist)."""
     steps = cols[0]
-    lo, hi = steps[0], steps[-1]
+    lo, hi = int(steps[0]), int(steps[-1])
     first = LEVELS[0]
     start = (lo >> first) << first
     if fresh:
@@ -528,6 +528,15 @@ def _bucket_query(
                 hi_bucket=hi_bucket,
             )
     params.update(first=first, last=last)
+    if parts == [parts[-1]] and params.get("shift") == 0:
+        # The stored level is the output level: its rows are the buckets.
+        plain = (
+            "SELECT bucket AS b, count AS n, min, min_step, min_time, max, max_step, "
+            "max_time, last, last_step, last_time FROM point_rollups "
+            "WHERE series_id = :sid AND level = :source "
+            "AND bucket >= :lo_bucket AND bucket <= :hi_bucket ORDER BY bucket"
+        )
+        return sa.text(plain), params
 
     sql = f"""
         WITH src AS ({" UNION ALL ".join(parts)}),

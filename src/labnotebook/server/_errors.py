@@ -140,7 +140,7 @@ def _http_error(exc: HTTPException) -> Response:
 
 def _unknown_api_path() -> bool:
     """Whether a 405 is really an unknown /api path caught by the dashboard route."""
-    if not request.path.startswith("/api/"):
+    if request.path != "/api" and not request.path.startswith("/api/"):
         return False
     adapter = current_app.url_map.bind("localhost")
     try:
