@@ -947,3 +947,25 @@ def test_both_databases_select_the_same_runs(
     sqlite_engine: sa.Engine, postgres_engine: sa.Engine, text: str
 ) -> None:
     assert _outcome(sqlite_engine, text) == _outcome(postgres_engine, text)
+
+
+def test_filters_and_sorts_work_in_a_joined_query(engine: sa.Engine) -> None:
+    """Stores select runs joined with their experiment; subqueries must not merge."""
+    dialect = engine.dialect.name
+    joined = _schema.runs.join(
+        _schema.experiments,
+        _schema.runs.c.experiment_id == _schema.experiments.c.id,
+    )
+    with engine.connect() as connection:
+        for text, expected in FILTERS + EXTRA_FILTERS + INJECTIONS:
+            where = compile_filter(text, dialect, now=NOW, crash_timeout=CRASH_TIMEOUT)
+            query = sa.select(_schema.runs.c.id).select_from(joined).where(where)
+            assert {row.id for row in connection.execute(query)} == expected, text
+        for field, ascending, _ in SORTS:
+            order = compile_sort(field, dialect, now=NOW, crash_timeout=CRASH_TIMEOUT)
+            query = (
+                sa.select(_schema.runs.c.id, _schema.experiments.c.name)
+                .select_from(joined)
+                .order_by(order, _schema.runs.c.id)
+            )
+            assert [row.id for row in connection.execute(query)] == ascending, field

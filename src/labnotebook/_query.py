@@ -1011,6 +1011,7 @@ class _Compiler:
             key: sa.ColumnElement[Any] = (
                 sa.select(experiments.c.name)
                 .where(experiments.c.id == runs.c.experiment_id)
+                .correlate_except(experiments)
                 .scalar_subquery()
             )
         else:
@@ -1077,7 +1078,7 @@ class _ColumnSubject(_Subject):
 class _ExperimentSubject(_Subject):
     def where(self, kind: str, predicate: _Predicate) -> sa.ColumnElement[bool]:
         matching = sa.select(experiments.c.id).where(predicate(experiments.c.name))
-        return runs.c.experiment_id.in_(matching)
+        return runs.c.experiment_id.in_(matching.correlate(None))
 
     def is_null(self) -> sa.ColumnElement[bool]:
         return sa.false()
@@ -1098,7 +1099,7 @@ class _MetricSubject(_Subject):
         rows = sa.select(series.c.run_id).where(
             series.c.key == sa.literal(key, sa.String), *clauses
         )
-        return runs.c.id.in_(rows)
+        return runs.c.id.in_(rows.correlate(None))
 
     def where(self, kind: str, predicate: _Predicate) -> sa.ColumnElement[bool]:
         return self.matching(predicate(self.value()))
@@ -1112,6 +1113,7 @@ class _MetricSubject(_Subject):
             sa.select(self.value())
             .where(series.c.run_id == runs.c.id)
             .where(series.c.key == sa.literal(key, sa.String))
+            .correlate_except(series)
             .scalar_subquery()
         )
 
@@ -1143,6 +1145,7 @@ class _TagsSubject(_Subject):
                 sa.select(sa.literal(1))
                 .select_from(each)
                 .where(each.c.type == "text", each.c.value == sa.literal(value.value))
+                .correlate_except(each)
                 .exists()
             )
         return sa.not_(found) if negated else found
@@ -1178,6 +1181,7 @@ class _ParamSubject(_Subject):
                 sa.select(sa.literal(1))
                 .select_from(each)
                 .where(_sqlite_element_matches(each, value))
+                .correlate_except(each)
                 .exists()
             )
         if negated:
@@ -1297,12 +1301,16 @@ def _sqlite_lookup(
     key = sa.literal(path[i], sa.String)
     rest = path[i + 1 :]
     if not rest:
-        json_type = sa.select(each.c.type).where(each.c.key == key).scalar_subquery()
-        value = sa.select(each.c.value).where(each.c.key == key).scalar_subquery()
-        return json_type, value
+        json_type = sa.select(each.c.type).where(each.c.key == key)
+        value = sa.select(each.c.value).where(each.c.key == key)
+        return (
+            json_type.correlate_except(each).scalar_subquery(),
+            value.correlate_except(each).scalar_subquery(),
+        )
     child = (
         sa.select(each.c.value)
         .where(each.c.key == key, each.c.type.in_(["object", "array"]))
+        .correlate_except(each)
         .scalar_subquery()
     )
     return _sqlite_lookup(child, rest)
