@@ -1,0 +1,141 @@
+"""Sustained ingest: points per second from ``run.log()`` into the database.
+
+The figure is end to end: from the first ``run.log()`` call until ``finish()``
+returns with every point in the store (10 metrics per step). The floor is the
+driver's own bulk path for the same rows into the same ``points`` table of a fresh
+store: one ``executemany`` of an INSERT in one transaction on SQLite, one
+``COPY ... FROM STDIN`` on PostgreSQL. The floor's rows are built before its clock
+starts. Goal: at least half the floor's rate, on both databases.
+
+    .venv/bin/python benchmarks/bench_ingest.py [--quick]
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import psycopg
+from _common import (
+    Row,
+    Table,
+    driver_url,
+    fmt_rate,
+    fresh_store,
+    header,
+    label,
+    median,
+    parse_args,
+    store_kinds,
+    temp_dir,
+)
+
+from labnotebook import Notebook, Settings
+from labnotebook._store.sql import SqlStore
+
+RATE_GOAL = 0.5
+KEYS = [f"m{i}" for i in range(10)]
+
+Rows = list[tuple[int, int, float, float]]
+
+
+def ingest_with_log(url: str, home: Path, steps: int) -> float:
+    """Seconds from the first log() to finish() returning, everything stored."""
+    notebook = Notebook(Settings(url=url, home=str(home)))
+    run = notebook.start(experiment="bench-ingest")
+    start = time.perf_counter()
+    for i in range(steps):
+        x = i * 1e-3
+        run.log({"m0": x, "m1": x, "m2": x, "m3": x, "m4": x,
+                 "m5": x, "m6": x, "m7": x, "m8": x, "m9": x})  # fmt: skip
+    complete = run.finish()
+    elapsed = time.perf_counter() - start
+    stored = sum(s.count for s in run.summary.values())
+    notebook.close()
+    if not complete or stored != steps * len(KEYS):
+        raise SystemExit(
+            f"only {stored} of {steps * len(KEYS)} points reached {url}; see warnings"
+        )
+    return elapsed
+
+
+def floor_rows(steps: int) -> Rows:
+    """The rows the store writes for the same log calls: per series, by step."""
+    now = time.time()
+    return [
+        (series_id, i, i * 1e-3, now + i * 1e-6)
+        for series_id in range(1, len(KEYS) + 1)
+        for i in range(steps)
+    ]
+
+
+def ingest_floor(kind: str, url: str, rows: Rows) -> float:
+    """Seconds the driver's bulk path takes to insert ``rows`` into points."""
+    SqlStore(url).prepare()
+    target = driver_url(url)
+    if kind == "sqlite":
+        conn = sqlite3.connect(target, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        start = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+        elapsed = time.perf_counter() - start
+        conn.close()
+        return elapsed
+
+    with psycopg.connect(target) as pg:
+        start = time.perf_counter()
+        with (
+            pg.cursor() as cur,
+            cur.copy("COPY points (series_id, step, value, time) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        pg.commit()
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    steps, repeats = (10_000, 2) if args.quick else (100_000, 3)
+    points = steps * len(KEYS)
+    header(
+        "bench_ingest",
+        args.quick,
+        f"{points:,} points ({len(KEYS)} metrics x {steps:,} steps) end to end, "
+        f"{repeats} repeats (median)",
+    )
+
+    rows = floor_rows(steps)
+    table = Table("points per second (median)")
+    for kind in store_kinds():
+        log_times: list[float] = []
+        floor_times: list[float] = []
+        with temp_dir() as folder:
+            for _ in range(repeats):
+                with fresh_store(kind, folder) as url:
+                    floor_times.append(ingest_floor(kind, url, rows))
+                with fresh_store(kind, folder) as url:
+                    log_times.append(ingest_with_log(url, folder, steps))
+        rate = points / median(log_times)
+        floor = points / median(floor_times)
+        path = "executemany" if kind == "sqlite" else "COPY"
+        table.add(Row(f"{label(kind)} floor ({path})", fmt_rate(floor)))
+        table.add(
+            Row(
+                f"{label(kind)} log() to finish()",
+                fmt_rate(rate),
+                fmt_rate(floor),
+                rate / floor,
+                f">= {RATE_GOAL}x",
+                rate / floor >= RATE_GOAL,
+            )
+        )
+    table.print()
+
+
+if __name__ == "__main__":
+    main()
