@@ -73,6 +73,12 @@ export function axisStyle(): Pick<uPlot.Axis, 'stroke' | 'grid' | 'ticks'> {
   }
 }
 
+/** Width of a y axis that fits its longest tick label. */
+export function axisSize(_u: uPlot, values: string[] | null): number {
+  const longest = Math.max(3, ...(values ?? []).map((v) => v.length))
+  return Math.min(110, 16 + longest * 7)
+}
+
 /** The n-th colour of the chart palette. */
 export function seriesColor(n: number): string {
   return cssVar(`--chart-${(n % 8) + 1}`) || '#3b82f6'

@@ -7,7 +7,9 @@ export function formatNumber(value: number): string {
   if (value === -Infinity) return '−∞'
   if (Number.isInteger(value) && Math.abs(value) < 1e15) return String(value)
   const abs = Math.abs(value)
-  if (abs !== 0 && (abs < 1e-3 || abs >= 1e6)) return value.toExponential(3)
+  if (abs !== 0 && (abs < 1e-3 || abs >= 1e6)) {
+    return value.toExponential(3).replace(/\.?0+e/, 'e')
+  }
   return String(Number(value.toPrecision(5)))
 }
 
