@@ -7,9 +7,13 @@ checks that a filter selects exactly the expected runs on both.
 from __future__ import annotations
 
 import contextlib
+import html
 import math
+import os
+import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +34,9 @@ from labnotebook._query import (
     parse_field,
 )
 
-POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+POSTGRES_SERVER = sa.engine.make_url(
+    os.environ.get("LABNOTEBOOK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+).set(drivername="postgresql+psycopg")
 NOW = 1_700_000_000.0
 CRASH_TIMEOUT = 60.0
 T0 = 1_699_000_000.0  # 2023-11-03T08:26:40Z
@@ -221,7 +227,11 @@ def postgres_engine() -> Iterator[sa.Engine]:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
         server.dispose()
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_SERVER}: {exc}")
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_SERVER} ({exc}). Start it or "
+            "point LABNOTEBOOK_TEST_PG at a server.",
+            pytrace=False,
+        )
     engine = sa.create_engine(server.url.set(database=name))
     try:
         _load(engine)
@@ -969,3 +979,50 @@ def test_filters_and_sorts_work_in_a_joined_query(engine: sa.Engine) -> None:
                 .order_by(order, _schema.runs.c.id)
             )
             assert [row.id for row in connection.execute(query)] == ascending, field
+
+
+# The user reference (docs/filter-language.md) stays true to the code.
+
+DOC = Path(__file__).parent.parent / "docs" / "filter-language.md"
+
+
+def _doc_filters() -> list[str]:
+    """Every filter line of the doc's ``text`` blocks, without trailing comments."""
+    found: list[str] = []
+    for block in re.findall(r"```text\n(.*?)```", DOC.read_text(), re.DOTALL):
+        for line in block.splitlines():
+            if line.startswith(("$", "#", " ")) or not line.strip():
+                continue
+            found.append(re.sub(r"\s+# .*$", "", line))
+    return found
+
+
+def _doc_error_rows() -> list[tuple[str, str]]:
+    errors = DOC.read_text().split("## Errors", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(.+?)` \| (.+?) \|$", errors, re.MULTILINE)
+    return [(text, html.unescape(message)) for text, message in rows]
+
+
+@pytest.mark.parametrize("text", _doc_filters())
+def test_doc_examples_compile(text: str) -> None:
+    for dialect in SQL_DIALECTS:
+        compile_filter(text, dialect, now=NOW, crash_timeout=CRASH_TIMEOUT)
+
+
+@pytest.mark.parametrize(("text", "message"), _doc_error_rows())
+def test_doc_error_examples_are_the_real_messages(text: str, message: str) -> None:
+    with pytest.raises(FilterError) as caught:
+        compile_filter(text, "sqlite", now=NOW, crash_timeout=CRASH_TIMEOUT)
+    for part in message.split(" ... "):
+        assert part.removesuffix(" ...") in caught.value.message
+
+
+def test_doc_lists_every_field_summary_and_limit() -> None:
+    doc = DOC.read_text()
+    for name in [*_query.COLUMN_FIELDS, "tags"]:
+        assert f"| `{name}` |" in doc, name
+    for summary in _query.SUMMARIES:
+        assert f"`{summary}`" in doc, summary
+    assert f"{MAX_FILTER_LENGTH} characters" in doc
+    assert f"| {MAX_FILTER_TERMS} (`MAX_FILTER_TERMS`)" in doc
+    assert f"{_query._MAX_DEPTH} levels" in doc
