@@ -86,6 +86,7 @@ RUNS: list[dict[str, Any]] = [
             "layers": [32],
             "flag": False,
             "seed": None,
+            "": 1,
         },
         "tags": ["gpu"],
         "started_at": T0 + 1000,
@@ -395,6 +396,7 @@ FILTERS = [
     ('params."0" = "zero"', {"r5"}),
     ("params.0 = 'zero'", set()),
     ('params."a.b" = 5', {"r1"}),
+    ('params."" = 1', {"r2"}),
     ("params.`a.b` = 5", {"r1"}),
     ("params.a.b = 5", set()),
     ('params."größe" = 3', {"r1"}),
@@ -431,6 +433,11 @@ FILTERS = [
     ('host ilike "gpu1"', {"r1", "r5"}),
     ('host like "gpu*"', set()),
     ('params.optim.name like "a%"', {"r1"}),
+    # not like selects text that does not match; other values never match
+    ('params.optim not like "b%"', {"r5"}),
+    ('params.optim.name not like "a%"', {"r2"}),
+    ('error not like "%disk%"', {"r2"}),
+    ('params.lr not ilike "x%"', {"r2"}),
     # ilike folds A-Z only, the same on both databases
     ('params.city ilike "ÉCOLE"', {"r1"}),
     ('params.city ilike "école"', set()),

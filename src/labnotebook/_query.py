@@ -553,17 +553,20 @@ def _metric_field(
             text,
             column,
         )
+    # Keys as written: "007" stays "007"; quoted keys as they read.
+    parts = [
+        str(value) if quoted else str(token)
+        for token, (value, quoted) in zip(tokens, segments, strict=True)
+    ]
     if len(segments) > 2:
-        key = ".".join(str(value) for value, _ in segments)
+        key = json.dumps(".".join(parts), ensure_ascii=False)
         raise FilterError(
             f"a metric field is metrics.<key> or metrics.<key>.<summary>; quote a "
-            f"key that holds dots: metrics.{json.dumps(key)}",
+            f"key that holds dots: metrics.{key}",
             text,
             column,
         )
-    key = str(tokens[0])
-    if tokens[0].type in ("STRING", "BACKTICK"):
-        key = str(segments[0][0])
+    key = parts[0]
     summary = "last"
     if len(segments) == 2:
         value, quoted = segments[1]
@@ -571,7 +574,7 @@ def _metric_field(
             raise FilterError(
                 f"unknown metric summary {str(value)!r}; summaries are "
                 f"{', '.join(SUMMARIES)} (quote a key that holds dots: "
-                f"metrics.{json.dumps(key + '.' + str(value))})",
+                f"metrics.{json.dumps('.'.join(parts), ensure_ascii=False)})",
                 text,
                 column,
             )
@@ -691,7 +694,7 @@ def _literal(token: lark.Token, text: str) -> _Value:
     if not math.isfinite(number) or (number == 0 and exact != 0):
         raise FilterError(
             f"the number {spelled} is out of range; numbers must fit in a double "
-            "(about 2.2e-308 to 1.8e308 in size, or 0)",
+            "(from about 5e-324 to 1.8e308 in size, or 0)",
             text,
             (token.start_pos or 0) + 1,
         )
@@ -787,8 +790,9 @@ class _Compiler:
                 return subject.is_null()
             return sa.not_(subject.is_null())
         if rule in ("like", "not_like", "ilike", "not_ilike"):
-            match = self.like(first, children[-1], ilike="ilike" in rule)
-            return sa.not_(match) if rule.startswith("not_") else match
+            negated = rule.startswith("not_")
+            ilike = rule.endswith("ilike")
+            return self.like(first, children[-1], ilike=ilike, negated=negated)
         raise AssertionError(rule)  # pragma: no cover - the grammar has no other
 
     def count_terms(self, count: int, token: lark.Token | None) -> None:
@@ -882,7 +886,7 @@ class _Compiler:
         return subject.has(value, negated=negated)
 
     def like(
-        self, field_node: Any, value_token: Any, *, ilike: bool
+        self, field_node: Any, value_token: Any, *, ilike: bool, negated: bool
     ) -> sa.ColumnElement[bool]:
         subject = self.subject(field_node)
         value = _literal(value_token, self.text)
@@ -906,9 +910,12 @@ class _Compiler:
             if ilike:
                 expr = self.ascii_lower(expr)
             if self.postgres:
-                return expr.like(sa.literal(_like_pattern(chars)), escape="\\")
-            matcher = sa.literal(_glob_pattern(chars))
-            return expr.op("GLOB", is_comparison=True)(matcher)
+                match = expr.like(sa.literal(_like_pattern(chars)), escape="\\")
+            else:
+                glob = sa.literal(_glob_pattern(chars))
+                match = expr.op("GLOB", is_comparison=True)(glob)
+            # Negated inside, so that only strings that do not match are selected.
+            return sa.not_(match) if negated else match
 
         return subject.where("string", predicate)
 
@@ -1327,11 +1334,14 @@ def _sqlite_path(path: Sequence[str | int]) -> str:
     return "".join(parts)
 
 
-def _sqlite_element_matches(each: Any, value: _Value) -> sa.ColumnElement[bool]:
+def _sqlite_element_matches(
+    each: sa.TableValuedAlias, value: _Value
+) -> sa.ColumnElement[bool]:
+    """Whether a json_each row holds ``value``, with its JSON type."""
     kind = value.kind
     if kind in ("null", "boolean"):
         json_type = "null" if value.value is None else str(value.value).lower()
-        return sa.and_(each.c.type == json_type)
+        return each.c.type == json_type
     if kind == "number":
         return sa.and_(
             each.c.type.in_(["integer", "real"]),
