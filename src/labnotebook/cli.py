@@ -204,6 +204,7 @@ def main(ctx: click.Context, store: str | None) -> None:
 @click.option("--asc", is_flag=True, help="Sort ascending (default: descending).")
 @click.option(
     "--limit",
+    metavar="N",
     type=click.IntRange(min=0),
     default=DEFAULT_LIMIT,
     show_default=True,
@@ -686,6 +687,7 @@ def _tree(value: dict[str, Any], depth: int) -> list[str]:
 @click.option(
     "--output",
     "-o",
+    metavar="PATH",
     required=True,
     type=click.Path(dir_okay=False, writable=True, allow_dash=True),
     help="File to write; - writes csv or jsonl to standard output.",
@@ -819,6 +821,7 @@ def _export_histories(
             run_ids,
             label="exporting histories",
             file=stderr,
+            hidden=not stderr.isatty(),
             show_pos=True,
             width=24,
         ) as progress:
@@ -1102,7 +1105,9 @@ def delete_command(
 
     ids = [run_id for run_id, *_ in chosen]
     if len(ids) > CONFIRM_LISTED:
-        with click.progressbar(ids, label="deleting", file=sys.stderr) as progress:
+        with click.progressbar(
+            ids, label="deleting", file=sys.stderr, hidden=not sys.stderr.isatty()
+        ) as progress:
             for run_id in progress:
                 notebook.delete_run(run_id)
     else:
@@ -1170,10 +1175,15 @@ def experiments_rename_command(old: str, new: str) -> None:
 
 @main.command("serve")
 @click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+    "--host",
+    metavar="ADDRESS",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on.",
 )
 @click.option(
     "--port",
+    metavar="N",
     type=click.IntRange(1, 65535),
     default=DEFAULT_PORT,
     show_default=True,
@@ -1181,6 +1191,7 @@ def experiments_rename_command(old: str, new: str) -> None:
 )
 @click.option(
     "--workers",
+    metavar="N",
     type=click.IntRange(min=1),
     default=2,
     show_default=True,
