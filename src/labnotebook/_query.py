@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import difflib
+import functools
 import json
 import math
 import operator
@@ -142,14 +143,19 @@ BACKTICK: /`[^`]*`/
 %ignore /\s+/
 """
 
-_PARSER = lark.Lark(
-    _GRAMMAR,
-    parser="lalr",
-    lexer="contextual",
-    start=["filter", "field_only"],
-    propagate_positions=True,
-    maybe_placeholders=False,
-)
+
+@functools.cache
+def _parser() -> lark.Lark:
+    """The LALR parser, built on first use (building it takes a fifth of a second)."""
+    return lark.Lark(
+        _GRAMMAR,
+        parser="lalr",
+        lexer="contextual",
+        start=["filter", "field_only"],
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
 
 _VALUE_TOKENS = frozenset({"NUMBER", "STRING", "TRUE", "FALSE", "NULL"})
 _SEGMENT_TOKENS = frozenset({"NAME", "INDEX", "STRING", "BACKTICK"})
@@ -329,7 +335,7 @@ def _check_length(text: str, what: str) -> None:
 
 def _parse(text: str, start: str) -> lark.Tree[lark.Token]:
     """Parse ``text`` from the rule ``start``, turning errors into FilterError."""
-    interactive = _PARSER.parse_interactive(text, start=start)
+    interactive = _parser().parse_interactive(text, start=start)
     tokens: list[lark.Token] = []
     try:
         for token in interactive.iter_parse():
