@@ -27,7 +27,8 @@ def error_of(response: Any, status: int, code: str | None = None) -> dict[str, A
     error = body["error"]
     assert set(error) <= {"status", "code", "message", "detail"}
     assert error["status"] == status
-    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
     if code is not None:
         assert error["code"] == code, error
     return error

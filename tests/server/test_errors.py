@@ -7,11 +7,10 @@ import logging
 import pytest
 from flask import Flask, abort
 from flask.testing import FlaskClient
+from servertools import READ_TOKEN, TOKEN, error_of, make_app
 
 from labnotebook._errors import StoreUnavailableError
 from labnotebook.server._auth import public
-
-from servertools import READ_TOKEN, TOKEN, error_of, make_app
 
 
 def test_400_malformed_query_parameter(client: FlaskClient) -> None:

@@ -772,9 +772,10 @@ def _paths() -> J:
                 "Live stream of runs that changed (server-sent events)",
                 {
                     "200": {
-                        "description": "A text/event-stream of `runs` events; the `id:` "
-                        "line is the cursor to resume from (Last-Event-ID). The stream "
-                        "ends by itself after a bounded time; clients reconnect.",
+                        "description": "A text/event-stream of `runs` events; "
+                        "the `id:` line is the cursor to resume from "
+                        "(Last-Event-ID). The stream ends by itself after a "
+                        "bounded time; clients reconnect.",
                         "content": {
                             "text/event-stream": {"schema": {"type": "string"}}
                         },

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint
 
 from .._schema import STATUSES
-from .._store.base import Batch, RunCreate
+from .._store.base import Batch, Columns, RunCreate, _unpack_columns
 from .._values import (
     MAX_FIELDS_BYTES,
     MAX_NOTE_LENGTH,
@@ -144,18 +144,18 @@ def _create(data: object) -> RunCreate:
     )
 
 
-def _points(
-    data: object, max_points: int
-) -> dict[str, tuple[list[int], list[float], list[float]]]:
+def _points(data: object, max_points: int) -> dict[str, Columns]:
     if not isinstance(data, dict):
         raise _invalid(
             "points", "points must be an object of key: [steps, values, times]"
         )
     total = 0
-    out: dict[str, tuple[list[int], list[float], list[float]]] = {}
+    out: dict[str, Columns] = {}
     for key, columns in data.items():
         check_key(key)
         where = f"points[{key!r}]"
+        if isinstance(columns, dict):
+            columns = _packed(columns, where)
         if not (
             isinstance(columns, list)
             and len(columns) == 3
@@ -190,6 +190,27 @@ def _points(
             )
         out[key] = (steps, _values(values, where), _times(times, where))
     return out
+
+
+def _packed(columns: dict[str, Any], where: str) -> list[list[Any]]:
+    """Columns as ``Batch.to_json()`` packs them: base64 of int64 and float64."""
+    if set(columns) != {"steps", "values", "times"} or not all(
+        isinstance(v, str) for v in columns.values()
+    ):
+        raise _invalid(
+            where,
+            f"{where} must be [steps, values, times], or packed as "
+            '{"steps", "values", "times"} by Batch.to_json()',
+        )
+    try:
+        steps, values, times = _unpack_columns(columns)
+    except ValueError:
+        raise _invalid(
+            where,
+            f"{where} does not decode: packed columns are base64 of little-endian "
+            "int64 steps and float64 values and times, of equal lengths",
+        ) from None
+    return [list(steps), list(values), list(times)]
 
 
 def _values(values: list[Any], where: str) -> list[float]:
