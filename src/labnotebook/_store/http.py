@@ -59,7 +59,7 @@ READ_TIMEOUT = 30.0
 RETRY_TIME = 10.0
 #: First backoff delay, doubled after each failed attempt, and its ceiling.
 BACKOFF_START = 0.2
-BACKOFF_MAX = 4.0
+BACKOFF_MAX = 2.0
 #: Batches whose JSON is longer than this are sent as several requests.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 #: Most points of one metric in one piece of a batch that is cut up.
@@ -67,7 +67,7 @@ PIECE_POINTS = 10_000
 #: Runs per page when listing (the server's maximum).
 RUNS_PAGE = 1000
 #: Points per page when reading a run's history.
-POINTS_PAGE = 10_000
+POINTS_PAGE = 50_000
 
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
