@@ -1,6 +1,7 @@
 import { onBeforeUnmount, onMounted, watch, type Ref, type WatchSource } from 'vue'
 import uPlot from 'uplot'
 import 'uplot/dist/uPlot.min.css'
+import { formatNumber } from '../lib/format'
 import { cssVar } from './useTheme'
 
 export interface UplotHandle {
@@ -71,6 +72,16 @@ export function axisStyle(): Pick<uPlot.Axis, 'stroke' | 'grid' | 'ticks'> {
     grid: { stroke: grid, width: 1 },
     ticks: { stroke: grid, width: 1 },
   }
+}
+
+/** Tick labels of a y axis; a log axis leaves some ticks unlabelled (null). */
+export function tickLabels(_u: uPlot, ticks: (number | null)[]): string[] {
+  return ticks.map((v) => (v === null || v === undefined ? '' : formatNumber(v)))
+}
+
+/** Tick labels of a step axis: steps are whole numbers, so fractional ticks stay blank. */
+export function stepLabels(_u: uPlot, ticks: number[]): string[] {
+  return ticks.map((v) => (Number.isInteger(v) ? String(v) : ''))
 }
 
 /** Width of a y axis that fits its longest tick label. */
