@@ -7,9 +7,10 @@ chart would otherwise pay. Goal: the downsampled read under 100 ms (median).
 
     .venv/bin/python benchmarks/bench_series.py [--quick]
 
-Store URLs: ``LABNOTEBOOK_BENCH_SQLITE`` (default: a file in a temp folder) and
-``LABNOTEBOOK_BENCH_PG`` (default: a fresh database on
-postgresql://postgres@127.0.0.1:5432/test, dropped afterwards).
+SQLite: ``LABNOTEBOOK_BENCH_SQLITE`` (default: a file in a temp folder).
+PostgreSQL: a fresh database, dropped afterwards, on the server
+``LABNOTEBOOK_BENCH_PG`` (default postgresql://postgres@127.0.0.1:5432/test; ``off``
+to skip PostgreSQL).
 """
 
 from __future__ import annotations
@@ -37,18 +38,15 @@ BATCH = 100_000
 
 
 @contextlib.contextmanager
-def pg_url() -> Iterator[str]:
-    given = os.environ.get("LABNOTEBOOK_BENCH_PG")
-    if given:
-        yield given
-        return
+def pg_url(server: str) -> Iterator[str]:
+    """A fresh database on the PostgreSQL ``server``, dropped afterwards."""
     name = f"lnb_bench_series_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+    with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield sa.engine.make_url(PG_SERVER).set(database=name).render_as_string(False)
+        yield sa.engine.make_url(server).set(database=name).render_as_string(False)
     finally:
-        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -133,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, ...]] = []
     with sqlite_url() as url:
         rows += bench("sqlite", url, points, repeat)
-    with pg_url() as url:
-        rows += bench("postgresql", url, points, repeat)
+    server = os.environ.get("LABNOTEBOOK_BENCH_PG", "").strip() or PG_SERVER
+    if server.lower() != "off":
+        with pg_url(server) as url:
+            rows += bench("postgresql", url, points, repeat)
 
     header = ("figure", "median", "floor (raw fetch)", "ratio", "goal", "")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
