@@ -160,3 +160,18 @@ def test_503_when_the_store_is_unreachable(tmp_path: object) -> None:
 def test_503_from_a_store_error_raised_in_a_view(app: Flask) -> None:
     client = _with_route(app, StoreUnavailableError("down"))
     error_of(client.get("/api/v1/test-boom"), 503, "store_unavailable")
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("/api/v1/runs?experiment=a%00b", 400),
+        ("/api/v1/runs?where=name%20%3D%20%22%00%22", 400),
+        ("/api/v1/runs/abcd%00", 404),
+        ("/api/v1/series?run=abcd&key=a%00", 400),
+    ],
+)
+def test_nul_characters_are_refused_before_the_database(
+    client: FlaskClient, url: str, status: int
+) -> None:
+    error_of(client.get(url), status)

@@ -24,7 +24,7 @@ from . import (
     series,
 )
 from ._config import ServerConfig
-from ._http import State, install_json, state
+from ._http import State, install_json, refuse_nul, state
 
 access_log = logging.getLogger("labnotebook.server.access")
 
@@ -47,6 +47,7 @@ def create_app(config: ServerConfig | Mapping[str, Any] | None = None) -> Flask:
     _errors.register(app)
     app.before_request(_start_timer)
     app.before_request(_auth.check_request)
+    app.before_request(refuse_nul)
     app.after_request(_cors)
     app.after_request(_log_request)
 

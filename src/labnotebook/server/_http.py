@@ -92,6 +92,25 @@ def install_json(app: Flask) -> None:
 # ------------------------------------------------------------------ query string
 
 
+def refuse_nul() -> None:
+    """``before_request`` hook: no NUL character in the path or the query string.
+
+    No name, key or id can hold one, and PostgreSQL cannot compare text with one.
+    """
+    if "\x00" in request.path:
+        raise ApiError(
+            404, "not_found", "the path contains a NUL character; no route has one"
+        )
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            raise ApiError(
+                400,
+                "invalid_parameter",
+                f"query parameter {name[:40]!r} contains a NUL character; remove it",
+                {"parameter": name},
+            )
+
+
 def check_params(allowed: Iterable[str]) -> None:
     """Refuse query parameters the route does not know (typos are not ignored)."""
     known = set(allowed)
