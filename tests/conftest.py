@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import labnotebook
 from labnotebook import Notebook, Settings
 from labnotebook._schema import metadata
+from labnotebook._store.sql import SqlStore
 
 PG_SERVER = os.environ.get(
     "LABNOTEBOOK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"
@@ -61,7 +62,7 @@ def make_pg_database() -> Iterator[Callable[[], str]]:
 def shared_pg_url(make_pg_database: Callable[[], str]) -> str:
     """One migrated PostgreSQL database per session, emptied before each test."""
     url = make_pg_database()
-    labnotebook._store.sql.SqlStore(url).prepare()
+    SqlStore(url).prepare()
     return url
 
 

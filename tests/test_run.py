@@ -268,3 +268,17 @@ def test_delete_run_removes_everything(notebook: Notebook) -> None:
     with pytest.raises(KeyError):
         notebook.get_run(run.id)
     assert notebook.runs().empty
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda nb: nb.start(params={"a": "x\x00y"}),
+        lambda nb: nb.start(params={"k\x00": 1}),
+        lambda nb: nb.start().log(x=1, fields={"f": "\x00"}),
+        lambda nb: nb.start().note("nul \x00 inside"),
+    ],
+)
+def test_nul_characters_are_rejected_on_every_store(notebook: Notebook, call: Any) -> None:
+    with pytest.raises(ValidationError, match="NUL"):
+        call(notebook)

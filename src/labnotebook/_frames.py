@@ -43,7 +43,7 @@ def runs_frame(records: list[RunRecord], now: float) -> pd.DataFrame:
             "ended_at": r.ended_at, "duration": end - r.started_at,
             "host": r.host, "pid": r.pid, "command": r.command,
         }
-        flat = flatten(r.params)
+        flat = flatten(r.params) if r.params else {}
         for key in flat:
             param_cols.setdefault(key)
         row.update(flat)

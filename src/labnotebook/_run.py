@@ -24,6 +24,7 @@ from ._values import (
     check_name,
     check_step,
     check_tags,
+    check_text,
     to_float,
     to_json,
 )
@@ -221,14 +222,7 @@ class Run:
 
     def note(self, text: str, *, step: int | None = None) -> None:
         """Add a Markdown note to the run (stored with the next flush)."""
-        if not isinstance(text, str):
-            raise ValidationError(f"a note must be a string, got {type(text).__name__}")
-        if not text.strip():
-            raise ValidationError("a note must not be empty")
-        if len(text) > MAX_NOTE_LENGTH:
-            raise ValidationError(
-                f"a note is {len(text)} characters long; the limit is {MAX_NOTE_LENGTH}"
-            )
+        check_text(text, "a note", MAX_NOTE_LENGTH)
         if step is not None:
             step = check_step(step)
         if self._writer is None:

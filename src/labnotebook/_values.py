@@ -150,11 +150,15 @@ def _convert(value: object, path: str, depth: int) -> JSON:
         raise ValidationError(
             f"{path} is nested more than {MAX_JSON_DEPTH} levels deep; flatten it"
         )
-    if value is None or isinstance(value, (bool, str, int)):
+    if isinstance(value, str):
+        return _check_text(value, path)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         if math.isfinite(value):
-            return value
+            # Written as an exact integer: PostgreSQL's JSONB would turn the
+            # exponent notation of such floats into a rounded integer.
+            return int(value) if abs(value) >= 1e16 else value
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, Mapping):
         out: dict[str, JSON] = {}
@@ -164,7 +168,7 @@ def _convert(value: object, path: str, depth: int) -> JSON:
                     f"{path} has a key {key!r} of type {type(key).__name__}; "
                     "JSON keys must be strings"
                 )
-            name = str(key)
+            name = _check_text(str(key), f"{path} key {key!r}")
             out[name] = _convert(item, f"{path}[{name!r}]", depth + 1)
         return out
     if isinstance(value, (list, tuple)):
@@ -193,6 +197,28 @@ def _convert(value: object, path: str, depth: int) -> JSON:
         "pass numbers, strings, booleans, None, lists or dicts (or convert it with "
         "str())"
     )
+
+
+def _check_text(value: str, what: str) -> str:
+    if "\x00" in value:
+        raise ValidationError(
+            f"{what} contains a NUL character (\\x00), which databases cannot store "
+            "in text; remove it or encode the value (e.g. base64)"
+        )
+    return value
+
+
+def check_text(value: object, what: str, limit: int) -> str:
+    """Validate free text such as a note: a string without NUL, within ``limit``."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValidationError(f"{what} must not be empty")
+    if len(value) > limit:
+        raise ValidationError(
+            f"{what} is {len(value)} characters long; the limit is {limit}"
+        )
+    return _check_text(value, what)
 
 
 def _short(value: object, limit: int = 60) -> str:

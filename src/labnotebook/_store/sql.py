@@ -398,7 +398,11 @@ class SqlStore:
 
     def _update_run_row(self, conn: sa.Connection, batch: Batch, now: float) -> None:
         values: dict[str, Any] = {"updated_at": self._clock(now)}
-        if batch.heartbeat is not None or batch.resume:
+        if batch.heartbeat is not None:
+            # The writer's own time: a batch replayed late must not make a run
+            # that has died look alive.
+            values["heartbeat_at"] = batch.heartbeat
+        elif batch.resume:
             values["heartbeat_at"] = now
         if batch.resume:
             values.update(status="running", ended_at=None, error=None)
@@ -511,11 +515,12 @@ class SqlStore:
     ) -> list[RunRecord]:
         query = self._filtered(self._run_query(), where, experiment)
         if order_by:
-            from .._query import compile_sort_key
+            from .._query import compile_sort
 
-            key = compile_sort_key(order_by, self.dialect, now=time.time(),
-                                   crash_timeout=self.crash_timeout)
-            query = query.order_by(key.desc() if descending else key.asc())
+            query = query.order_by(
+                compile_sort(order_by, self.dialect, descending=descending,
+                             now=time.time(), crash_timeout=self.crash_timeout)
+            )
         query = query.order_by(
             runs.c.started_at.desc() if descending else runs.c.started_at.asc(),
             runs.c.id,
