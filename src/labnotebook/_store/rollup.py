@@ -32,8 +32,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from .._schema import point_rollups, points
 from .base import Columns
@@ -190,17 +188,31 @@ def record(
     touched: per series, its id, the points just written (sorted by step, one per
         step) and the series' last step before this write (``None`` if empty).
     """
-    upserts: list[dict[str, Any]] = []
-    inserts: list[tuple[Any, ...]] = []
-    for series_id, (steps, values, times), previous in touched:
-        if len(steps) == 0:
+    appended = []
+    upserts: list[tuple[Any, ...]] = []
+    for series_id, cols, previous in touched:
+        if len(cols[0]) == 0:
             continue
-        fresh = previous is None or int(steps[0]) > previous
-        new, replaced = _series_rows(
-            conn, series_id, (steps, values, times), previous, fresh
-        )
-        upserts.extend(replaced)
-        inserts.extend(new)
+        if previous is None or int(cols[0][0]) > previous:
+            appended.append((series_id, cols, previous))
+        else:
+            upserts.extend(_rewritten(conn, series_id, cols))
+
+    # Points appended after the last step: each level's rows are computed from the
+    # batch alone; only a level's first bucket can also hold stored points (those
+    # of the bucket of the previous last step), and that row is merged with the
+    # stored one.
+    tails = _tails(conn, [(sid, prev) for sid, _, prev in appended if prev is not None])
+    inserts: list[tuple[Any, ...]] = []
+    for series_id, cols, previous in appended:
+        for row in _batch_rows(series_id, cols):
+            stored = tails.get(row[:3])
+            if stored is not None:
+                upserts.append(_merge(stored, row))
+            elif previous is not None and row[2] == previous >> row[1]:
+                upserts.append(row)  # a missing row: write it whole
+            else:
+                inserts.append(row)
 
     if dialect == "postgresql" and inserts:
         raw = conn.connection.driver_connection
@@ -213,62 +225,104 @@ def record(
             for row in inserts:
                 copy.write_row(row)
     elif inserts:
-        upserts.extend(_as_dict(row) for row in inserts)
+        upserts.extend(inserts)
     if upserts:
-        insert = _insert(dialect)
-        conn.execute(
-            insert.on_conflict_do_update(
-                index_elements=["series_id", "level", "bucket"],
-                set_={name: insert.excluded[name] for name in _COLUMNS},
-            ),
-            upserts,
-        )
+        conn.exec_driver_sql(_UPSERT[dialect], upserts)  # type: ignore[arg-type]
 
 
-def _series_rows(
-    conn: sa.Connection,
-    series_id: int,
-    cols: Columns,
-    previous: int | None,
-    fresh: bool,
-) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
-    """Rows to insert (new buckets) and to upsert (buckets that may exist)."""
+def _upsert(dialect: str) -> str:
+    """The driver-level statement that writes a row whole, replacing a stored one."""
+    names = ("series_id", "level", "bucket", *_COLUMNS)
+    mark = "%s" if dialect == "postgresql" else "?"
+    updates = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS)
+    return (
+        f"INSERT INTO point_rollups ({', '.join(names)}) "  # noqa: S608 - fixed names
+        f"VALUES ({', '.join([mark] * len(names))}) "
+        f"ON CONFLICT (series_id, level, bucket) DO UPDATE SET {updates}"
+    )
+
+
+def _batch_rows(series_id: int, cols: Columns) -> list[tuple[Any, ...]]:
+    """Rows of every level for the points of one batch alone."""
+    out: list[tuple[Any, ...]] = []
+    rows = _Rows.from_points(*cols)
+    child_level = 0
+    for level in LEVELS:
+        if len(rows) == 1 and child_level:
+            # One bucket holds the whole batch: the levels above only rename it.
+            (single,) = _tuples(series_id, child_level, rows)
+            for upper in LEVELS[LEVELS.index(level) :]:
+                out.append((series_id, upper, single[11] >> upper, *single[3:]))
+            return out
+        rows = _aggregate(rows, level - child_level)
+        out.extend(_tuples(series_id, level, rows))
+        child_level = level
+    return out
+
+
+def _merge(stored: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A stored row and a row of later points of the same bucket, as one row."""
+    low = (
+        stored[4:7]
+        if new[4] is None or (stored[4] is not None and stored[4] <= new[4])
+        else new[4:7]
+    )
+    high = (
+        stored[7:10]
+        if new[7] is None or (stored[7] is not None and stored[7] >= new[7])
+        else new[7:10]
+    )
+    return (*new[:3], stored[3] + new[3], *low, *high, *new[10:])
+
+
+def _tails(
+    conn: sa.Connection, series: list[tuple[int, int]]
+) -> dict[tuple[int, int, int], tuple[Any, ...]]:
+    """Stored rows of the buckets holding each series' last step, at every level."""
+    if not series:
+        return {}
+    wanted = {
+        (series_id, level, previous >> level)
+        for series_id, previous in series
+        for level in LEVELS
+    }
+    found = conn.execute(
+        _TAILS,
+        {
+            "sids": sorted({w[0] for w in wanted}),
+            "levels": list(LEVELS),
+            "buckets": sorted({w[2] for w in wanted}),
+        },
+    )
+    return {key: tuple(row) for row in found if (key := tuple(row[:3])) in wanted}
+
+
+def _rewritten(
+    conn: sa.Connection, series_id: int, cols: Columns
+) -> list[tuple[Any, ...]]:
+    """Rows of the buckets a batch that rewrote stored steps touched, recomputed
+    from the stored points (the batch's are written already), level by level.
+    """
     steps = cols[0]
     lo, hi = int(steps[0]), int(steps[-1])
     first = LEVELS[0]
-    start = (lo >> first) << first
-    if fresh:
-        source = _raw(conn, series_id, start, lo).concat(_Rows.from_points(*cols))
-    else:
-        source = _raw(conn, series_id, start, ((hi >> first) + 1) << first)
-    stored = _neighbours(conn, series_id, lo, hi, fresh)
+    source = _raw(conn, series_id, (lo >> first) << first, ((hi >> first) + 1) << first)
+    stored = _neighbours(conn, series_id, lo, hi)
 
-    new: list[tuple[Any, ...]] = []
-    replaced: list[dict[str, Any]] = []
+    out: list[tuple[Any, ...]] = []
     child_level = 0
     for level in LEVELS:
         rows = _aggregate(source, level - child_level)
-        if fresh and previous is not None:
-            is_new = (rows.bucket > (previous >> level)).tolist()
-        else:
-            is_new = [previous is None] * len(rows)
-        for row, row_is_new in zip(
-            _tuples(series_id, level, rows), is_new, strict=True
-        ):
-            if row_is_new:
-                new.append(row)
-            else:
-                replaced.append(_as_dict(row))
-
+        out.extend(_tuples(series_id, level, rows))
         # The next level's buckets also hold stored rows beside the touched range.
         left, right = stored.get(level, ([], []))
         source = _Rows.from_db(left).concat(rows).concat(_Rows.from_db(right))
         child_level = level
-    return new, replaced
+    return out
 
 
 def _neighbours(
-    conn: sa.Connection, series_id: int, lo: int, hi: int, fresh: bool
+    conn: sa.Connection, series_id: int, lo: int, hi: int
 ) -> dict[int, tuple[list[Any], list[Any]]]:
     """Stored rows that share a parent bucket with the touched range, per level."""
     r = point_rollups.c
@@ -281,14 +335,13 @@ def _neighbours(
                 r.bucket < lo >> level,
             )
         )
-        if not fresh:
-            ranges.append(
-                sa.and_(
-                    r.level == level,
-                    r.bucket > hi >> level,
-                    r.bucket < ((hi >> (level + 2)) + 1) << 2,
-                )
+        ranges.append(
+            sa.and_(
+                r.level == level,
+                r.bucket > hi >> level,
+                r.bucket < ((hi >> (level + 2)) + 1) << 2,
             )
+        )
     query = (
         sa.select(r.level, r.bucket, *(r[name] for name in _COLUMNS))
         .where(r.series_id == series_id, sa.or_(*ranges))
@@ -350,14 +403,17 @@ def _tuples(series_id: int, level: int, rows: _Rows) -> list[tuple[Any, ...]]:
     )
 
 
-def _as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    return dict(zip(("series_id", "level", "bucket", *_COLUMNS), row, strict=True))
-
-
-def _insert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert(point_rollups)
-    return sqlite_dialect.insert(point_rollups)
+_UPSERT = {dialect: _upsert(dialect) for dialect in ("sqlite", "postgresql")}
+_TAILS = sa.select(
+    point_rollups.c.series_id,
+    point_rollups.c.level,
+    point_rollups.c.bucket,
+    *(point_rollups.c[name] for name in _COLUMNS),
+).where(
+    point_rollups.c.series_id.in_(sa.bindparam("sids", expanding=True)),
+    point_rollups.c.level.in_(sa.bindparam("levels", expanding=True)),
+    point_rollups.c.bucket.in_(sa.bindparam("buckets", expanding=True)),
+)
 
 
 def delete(conn: sa.Connection, series_ids: sa.Select[Any]) -> None:
