@@ -25,8 +25,12 @@ lab.init(os.environ["STORE"], home=os.environ["HOME_DIR"], flush_interval=0.1,
 def spawn(code: str, settings: Settings, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", CHILD_PRELUDE + textwrap.dedent(code)],
-        env={**os.environ, "STORE": settings.store_url, "HOME_DIR": settings.home,
-             **env},
+        env={
+            **os.environ,
+            "STORE": settings.store_url,
+            "HOME_DIR": settings.home,
+            **env,
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -228,9 +228,15 @@ def test_finished_run_refuses_to_log_until_resumed(notebook: Notebook) -> None:
 
 
 def test_exception_inside_with_marks_run_failed(notebook: Notebook) -> None:
-    with pytest.raises(ZeroDivisionError), notebook.start() as run:
-        run.log(x=1.0)
-        _ = 1 / 0
+    def train() -> str:
+        with notebook.start() as run:
+            run.log(x=1.0)
+            _ = 1 / 0
+        return run.id
+
+    with pytest.raises(ZeroDivisionError):
+        train()
+    run = notebook.get_run(notebook.runs()["id"][0])
     stored = notebook.get_run(run.id)
     assert stored.status == "failed"
     assert stored.record.error is not None
@@ -279,6 +285,21 @@ def test_delete_run_removes_everything(notebook: Notebook) -> None:
         lambda nb: nb.start().note("nul \x00 inside"),
     ],
 )
-def test_nul_characters_are_rejected_on_every_store(notebook: Notebook, call: Any) -> None:
+def test_nul_characters_are_rejected_on_every_store(
+    notebook: Notebook, call: Any
+) -> None:
     with pytest.raises(ValidationError, match="NUL"):
         call(notebook)
+
+
+def test_history_step_range_and_extreme_steps(notebook: Notebook) -> None:
+    top = 2**63 - 1
+    with notebook.start() as run:
+        for step in (0, 5, 10, top):
+            run.log(x=float(step % 1000), step=step)
+    assert list(notebook.history(run.id, start=5, stop=11).index) == [5, 10]
+    assert list(notebook.history(run.id, start=11).index) == [top]
+    assert list(notebook.history(run.id, stop=1).index) == [0]
+    assert notebook.history(run.id, stop=0).empty
+    with_time = notebook.history(run.id, "x", with_time=True)
+    assert list(with_time.columns) == ["x", "x.time"]

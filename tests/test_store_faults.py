@@ -14,7 +14,6 @@ import sqlalchemy as sa
 
 from labnotebook import Notebook, Settings
 from labnotebook._spool import spool_files
-
 from proxy import Proxy
 
 
@@ -60,7 +59,9 @@ def test_store_outage_is_spooled_and_replayed_exactly_once(
                 time.sleep(0.05)
         assert run.flush() is False  # went to the spool
     assert any("spool" in str(w.message) for w in caught)
-    assert slowest < 0.05, "log() must not wait for the store"
+    # Far below the outage: log() never waits for the store (the margin is for
+    # a loaded machine; a blocked call would take seconds).
+    assert slowest < 0.5, "log() must not wait for the store"
     assert list(spool_files(Path(settings.home) / "spool"))
 
     proxy.start()
@@ -83,7 +84,7 @@ def test_run_started_while_store_is_down_arrives_later(
     proxied_pg: tuple[Proxy, Settings],
 ) -> None:
     proxy, settings = proxied_pg
-    Notebook(settings).store.write  # the schema is created on first use
+    Notebook(settings).runs()  # creates the schema while the store is up
     proxy.stop()
     notebook = Notebook(settings.replace(exit_timeout=1.0))
     t0 = time.monotonic()
@@ -114,7 +115,8 @@ def test_run_started_while_store_is_down_arrives_later(
 
 def test_slow_sqlite_store_never_blocks_log(tmp_path: Path) -> None:
     settings = Settings(
-        url=f"sqlite:///{tmp_path / 'lab.db'}", home=str(tmp_path / "home"),
+        url=f"sqlite:///{tmp_path / 'lab.db'}",
+        home=str(tmp_path / "home"),
         flush_interval=0.05,
     )
     notebook = Notebook(settings)
@@ -138,7 +140,7 @@ def test_slow_sqlite_store_never_blocks_log(tmp_path: Path) -> None:
         run.log(x=float(i))
         slowest = max(slowest, time.perf_counter() - t0)
         i += 1
-    assert slowest < 0.05
+    assert slowest < 0.5, "log() must not wait for the locked store"
     release.join()
     assert run.finish() is True
     assert len(notebook.history(run.id, "x")) == i

@@ -90,7 +90,10 @@ def runs(
     limit: at most this many runs.
     """
     return current().runs(
-        where, experiment=experiment, order_by=order_by, descending=descending,
+        where,
+        experiment=experiment,
+        order_by=order_by,
+        descending=descending,
         limit=limit,
     )
 

@@ -43,7 +43,9 @@ def step_experiment(
     values = {
         key: value
         for key, value in (
-            ("trainloss", trainloss), ("trainacc", trainacc), ("valacc", valacc),
+            ("trainloss", trainloss),
+            ("trainacc", trainacc),
+            ("valacc", valacc),
             ("epoch", epoch),
         )
         if value is not None
@@ -63,7 +65,8 @@ def end_experiment(
     values = {
         key: value
         for key, value in (
-            ("final_trainloss", final_trainloss), ("final_trainacc", final_trainacc),
+            ("final_trainloss", final_trainloss),
+            ("final_trainacc", final_trainacc),
             ("final_valacc", final_valacc),
         )
         if value is not None

@@ -49,8 +49,13 @@ class Settings:
     retry_interval: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("flush_interval", "heartbeat_interval", "crash_timeout",
-                     "exit_timeout", "retry_interval"):
+        for name in (
+            "flush_interval",
+            "heartbeat_interval",
+            "crash_timeout",
+            "exit_timeout",
+            "retry_interval",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ValidationError(
@@ -114,4 +119,3 @@ def _parse(name: str, raw: str, type_: Any) -> Any:
             f"valid {kind}"
         ) from None
     return raw
-

@@ -41,7 +41,9 @@ class FilterError(ValidationError):
         if self.column is None or not self.expression:
             return self.message
         pointer = " " * (self.column - 1) + "^"
-        return f"{self.message} (column {self.column})\n  {self.expression}\n  {pointer}"
+        return (
+            f"{self.message} (column {self.column})\n  {self.expression}\n  {pointer}"
+        )
 
 
 class NotFoundError(LabnotebookError, KeyError):

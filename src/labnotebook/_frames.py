@@ -10,8 +10,17 @@ import pandas as pd
 from ._store.base import Columns, RunRecord
 
 RUN_COLUMNS = [
-    "id", "experiment", "name", "status", "tags", "started_at", "ended_at",
-    "duration", "host", "pid", "command",
+    "id",
+    "experiment",
+    "name",
+    "status",
+    "tags",
+    "started_at",
+    "ended_at",
+    "duration",
+    "host",
+    "pid",
+    "command",
 ]
 
 
@@ -34,14 +43,23 @@ def runs_frame(records: list[RunRecord], now: float) -> pd.DataFrame:
     param_cols: dict[str, None] = {}
     metric_cols: dict[str, None] = {}
     for r in records:
-        end = r.ended_at if r.ended_at is not None else (
-            now if r.status == "running" else r.heartbeat_at
+        end = (
+            r.ended_at
+            if r.ended_at is not None
+            else (now if r.status == "running" else r.heartbeat_at)
         )
         row: dict[str, Any] = {
-            "id": r.id, "experiment": r.experiment, "name": r.name,
-            "status": r.status, "tags": r.tags, "started_at": r.started_at,
-            "ended_at": r.ended_at, "duration": end - r.started_at,
-            "host": r.host, "pid": r.pid, "command": r.command,
+            "id": r.id,
+            "experiment": r.experiment,
+            "name": r.name,
+            "status": r.status,
+            "tags": r.tags,
+            "started_at": r.started_at,
+            "ended_at": r.ended_at,
+            "duration": end - r.started_at,
+            "host": r.host,
+            "pid": r.pid,
+            "command": r.command,
         }
         flat = flatten(r.params) if r.params else {}
         for key in flat:
@@ -56,7 +74,9 @@ def runs_frame(records: list[RunRecord], now: float) -> pd.DataFrame:
         rows.append(row)
 
     metric_names = [
-        f"{base}.{part}" for base in sorted(metric_cols) for part in ("last", "min", "max")
+        f"{base}.{part}"
+        for base in sorted(metric_cols)
+        for part in ("last", "min", "max")
     ]
     columns = RUN_COLUMNS + sorted(param_cols) + metric_names
     frame = pd.DataFrame.from_records(rows, columns=columns)
@@ -67,7 +87,9 @@ def runs_frame(records: list[RunRecord], now: float) -> pd.DataFrame:
     return frame
 
 
-def history_frame(data: dict[str, Columns], keys: list[str], with_time: bool) -> pd.DataFrame:
+def history_frame(
+    data: dict[str, Columns], keys: list[str], with_time: bool
+) -> pd.DataFrame:
     """A step-indexed frame with one column per key (NaN where a key has no value)."""
     series: list[pd.Series] = []
     for key in keys:
@@ -75,11 +97,14 @@ def history_frame(data: dict[str, Columns], keys: list[str], with_time: bool) ->
             continue
         steps, values, times = data[key]
         index = pd.Index(np.asarray(steps, dtype="int64"), name="step")
-        series.append(pd.Series(np.asarray(values, dtype="float64"), index=index, name=key))
+        series.append(
+            pd.Series(np.asarray(values, dtype="float64"), index=index, name=key)
+        )
         if with_time:
             series.append(
-                pd.Series(np.asarray(times, dtype="float64"), index=index,
-                          name=f"{key}.time")
+                pd.Series(
+                    np.asarray(times, dtype="float64"), index=index, name=f"{key}.time"
+                )
             )
     if not series:
         return pd.DataFrame(index=pd.Index([], dtype="int64", name="step"))

@@ -93,11 +93,22 @@ class Notebook:
             pending = first
 
         record = RunRecord(
-            id=run_id, experiment=experiment, name=name, status="running",
-            params=converted, tags=create.tags, started_at=create.started_at,
-            ended_at=None, heartbeat_at=create.started_at,
-            updated_at=create.started_at, host=create.host, pid=create.pid,
-            command=create.command, error=None, environment=None, metrics={},
+            id=run_id,
+            experiment=experiment,
+            name=name,
+            status="running",
+            params=converted,
+            tags=create.tags,
+            started_at=create.started_at,
+            ended_at=None,
+            heartbeat_at=create.started_at,
+            updated_at=create.started_at,
+            host=create.host,
+            pid=create.pid,
+            command=create.command,
+            error=None,
+            environment=None,
+            metrics={},
         )
         run = Run(self, run_id, record)
         run._activate(pending)
@@ -113,7 +124,10 @@ class Notebook:
         _process.unregister(run)
 
     def sync(self) -> int:
-        """Send batches left in spool files by processes that ended; returns how many."""
+        """Send the spool files that ended processes left for this store.
+
+        Returns how many batches were sent.
+        """
         sent = 0
         for path in spool_files(self.settings.spool_dir):
             found = read_spool_file(path)
@@ -153,10 +167,15 @@ class Notebook:
         if experiment is not None:
             check_name(experiment, "experiment name")
         if limit is not None and (not isinstance(limit, int) or limit < 0):
-            raise ValidationError(f"limit must be a non-negative integer, got {limit!r}")
+            raise ValidationError(
+                f"limit must be a non-negative integer, got {limit!r}"
+            )
         records = self.store.list_runs(
-            where=where, experiment=experiment, order_by=order_by,
-            descending=descending, limit=limit,
+            where=where,
+            experiment=experiment,
+            order_by=order_by,
+            descending=descending,
+            limit=limit,
         )
         return runs_frame(records, time.time())
 
@@ -184,7 +203,9 @@ class Notebook:
         if stop is not None:
             stop = check_step(stop)
         data = self.store.history(run_id, keys, start, stop)
-        return history_frame(data, keys if keys is not None else sorted(data), with_time)
+        return history_frame(
+            data, keys if keys is not None else sorted(data), with_time
+        )
 
     def experiments(self) -> pd.DataFrame:
         """All experiments with their number of runs."""

@@ -46,7 +46,9 @@ class Run:
     from :func:`labnotebook.get_run` is read-only until :meth:`resume` is called.
     """
 
-    def __init__(self, notebook: Notebook, run_id: str, record: RunRecord | None = None):
+    def __init__(
+        self, notebook: Notebook, run_id: str, record: RunRecord | None = None
+    ):
         self._notebook = notebook
         self.id = run_id
         self._record = record
@@ -114,7 +116,7 @@ class Run:
     def history(
         self, keys: str | list[str] | None = None, **options: Any
     ) -> pd.DataFrame:
-        """The run's metrics as a step-indexed DataFrame (see ``labnotebook.history``)."""
+        """The run's metrics as a DataFrame indexed by step (see ``history``)."""
         self.flush()
         return self._notebook.history(self.id, keys, **options)
 
@@ -285,7 +287,11 @@ class Run:
                 return self
             record = self.refresh().record
             last = max(
-                (s.last_step for s in record.metrics.values() if s.last_step is not None),
+                (
+                    s.last_step
+                    for s in record.metrics.values()
+                    if s.last_step is not None
+                ),
                 default=-1,
             )
             self._activate(Batch(run_id=self.id, resume=True), next_step=last + 1)

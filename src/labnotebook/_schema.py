@@ -54,7 +54,9 @@ series = sa.Table(
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column(
-        "run_id", sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"),
+        "run_id",
+        sa.String(32),
+        sa.ForeignKey("runs.id", ondelete="CASCADE"),
         nullable=False,
     ),
     sa.Column("key", sa.String(250), nullable=False),
@@ -85,7 +87,9 @@ step_fields = sa.Table(
     "step_fields",
     metadata,
     sa.Column(
-        "run_id", sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"),
+        "run_id",
+        sa.String(32),
+        sa.ForeignKey("runs.id", ondelete="CASCADE"),
         primary_key=True,
     ),
     sa.Column("step", sa.BigInteger, primary_key=True, autoincrement=False),
@@ -98,8 +102,11 @@ notes = sa.Table(
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column(
-        "run_id", sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"),
-        nullable=False, index=True,
+        "run_id",
+        sa.String(32),
+        sa.ForeignKey("runs.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
     ),
     sa.Column("step", sa.BigInteger),
     sa.Column("created_at", sa.Double, nullable=False),
@@ -131,6 +138,7 @@ def effective_status(now: float, crash_timeout: float) -> sa.ColumnElement[str]:
         ),
         else_=runs.c.status,
     )
+
 
 # Per series and level L, the count and the min, max and last point of every
 # non-empty bucket of 2**L steps (bucket = step >> L), kept up to date at write

@@ -42,8 +42,11 @@ class Spool:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             handle = os.fdopen(fd, "a+b")
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            header = {"labnotebook_spool": 1, "url": self.store_url,
-                      "run_id": self.run_id}
+            header = {
+                "labnotebook_spool": 1,
+                "url": self.store_url,
+                "run_id": self.run_id,
+            }
             handle.write(json.dumps(header).encode() + b"\n")
             handle.flush()
             self._read_offset = handle.tell()

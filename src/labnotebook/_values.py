@@ -89,21 +89,19 @@ def check_tags(tags: object) -> list[str]:
 
 def check_step(step: object) -> int:
     """Validate a step: a non-negative integer (numpy integers accepted)."""
-    if isinstance(step, bool) or isinstance(step, float):
+    if isinstance(step, (bool, float)):
         raise ValidationError(
             f"step must be a non-negative integer, got {type(step).__name__} {step!r}"
         )
     try:
-        value = operator.index(step)  # type: ignore[call-overload]
+        value = operator.index(step)  # type: ignore[arg-type]
     except TypeError:
         raise ValidationError(
             f"step must be a non-negative integer, got {type(step).__name__} "
             f"{_short(step)}"
         ) from None
     if value < 0 or value > MAX_STEP:
-        raise ValidationError(
-            f"step must be between 0 and {MAX_STEP}, got {value}"
-        )
+        raise ValidationError(f"step must be between 0 and {MAX_STEP}, got {value}")
     return value
 
 
@@ -141,8 +139,7 @@ def to_json(value: object, what: str, max_bytes: int = MAX_PARAMS_BYTES) -> JSON
 
 def dump_json(value: JSON) -> str:
     """Serialise plain JSON compactly (no NaN: converted values never hold one)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _convert(value: object, path: str, depth: int) -> JSON:
@@ -159,7 +156,9 @@ def _convert(value: object, path: str, depth: int) -> JSON:
             # Written as an exact integer: PostgreSQL's JSONB would turn the
             # exponent notation of such floats into a rounded integer.
             return int(value) if abs(value) >= 1e16 else value
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return (
+            "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        )
     if isinstance(value, Mapping):
         out: dict[str, JSON] = {}
         for key, item in value.items():
@@ -172,7 +171,9 @@ def _convert(value: object, path: str, depth: int) -> JSON:
             out[name] = _convert(item, f"{path}[{name!r}]", depth + 1)
         return out
     if isinstance(value, (list, tuple)):
-        return [_convert(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+        return [
+            _convert(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)
+        ]
     if isinstance(value, (set, frozenset)):
         items = [_convert(item, f"{path} item", depth + 1) for item in value]
         return sorted(items, key=dump_json)

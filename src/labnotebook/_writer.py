@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import collections
 import logging
-from array import array
 import threading
 import time
 import warnings
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import StoreError
 from ._spool import Spool
-from ._store.base import Batch, Store
+from ._store.base import Batch, Columns, Store
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ class Writer:
         self.written_points = 0
 
         self._collector = threading.Thread(
-            target=self._collect_loop, name=f"labnotebook-collect-{run_id[:8]}",
+            target=self._collect_loop,
+            name=f"labnotebook-collect-{run_id[:8]}",
             daemon=True,
         )
         self._sender = threading.Thread(
@@ -174,7 +175,10 @@ class Writer:
         logger.warning(
             "run %s: store %s did not take everything within %.0f s; the rest is in "
             "%s, run `labnotebook sync` to send it",
-            self.run_id, _safe(self.store.url), timeout, self.spool.path,
+            self.run_id,
+            _safe(self.store.url),
+            timeout,
+            self.spool.path,
         )
         return False
 
@@ -218,7 +222,7 @@ class Writer:
         they apply after every value logged before them.
         """
         batches = [Batch(run_id=self.run_id)]
-        columns: dict[str, tuple[array[int], array[float], array[float]]] = {}
+        columns: dict[str, Columns] = {}
         fields = batches[0].fields
         points = 0
         popleft = self.buffer.popleft
@@ -260,7 +264,10 @@ class Writer:
     def _copy_stale(self, now: float) -> None:
         with self._lock:
             for queued in self._outbox:
-                if not queued.spooled and now - queued.drained_at >= self.flush_interval:
+                if (
+                    not queued.spooled
+                    and now - queued.drained_at >= self.flush_interval
+                ):
                     self.spool.append(queued.batch)
                     queued.spooled = True
 
@@ -286,7 +293,7 @@ class Writer:
                 has_outbox = bool(self._outbox)
                 retry_due = time.monotonic() >= self._next_retry
                 spool_due = self.spool.pending and retry_due and not has_outbox
-                if has_outbox and retry_due or spool_due:
+                if (has_outbox and retry_due) or spool_due:
                     break
                 if self._collector_done and not has_outbox and not self.spool.pending:
                     return False

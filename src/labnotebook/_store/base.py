@@ -12,13 +12,13 @@ import json
 import sys
 import uuid
 from array import array
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 from dataclasses import asdict, dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any, Protocol
 
 #: Per key: steps, values and wall times, in logging order.
-Columns = tuple[Sequence[int], Sequence[float], Sequence[float]]
+Columns = tuple[MutableSequence[int], MutableSequence[float], MutableSequence[float]]
 
 
 @dataclass
@@ -58,8 +58,13 @@ class Batch:
 
     def is_empty(self) -> bool:
         return not (
-            self.create or self.resume or self.points or self.fields or self.notes
-            or self.status or self.heartbeat is not None
+            self.create
+            or self.resume
+            or self.points
+            or self.fields
+            or self.notes
+            or self.status
+            or self.heartbeat is not None
         )
 
     def to_json(self) -> str:
@@ -103,8 +108,10 @@ class Batch:
 
 
 def _pack(code: str, values: Sequence[Any]) -> str:
-    packed = values if isinstance(values, array) and values.typecode == code else (
-        array(code, values)
+    packed = (
+        values
+        if isinstance(values, array) and values.typecode == code
+        else (array(code, values))
     )
     if sys.byteorder != "little":
         packed = array(code, packed)
@@ -210,7 +217,9 @@ class Store(Protocol):
         offset: int = 0,
     ) -> list[RunRecord]: ...
 
-    def count_runs(self, where: str | None = None, experiment: str | None = None) -> int: ...
+    def count_runs(
+        self, where: str | None = None, experiment: str | None = None
+    ) -> int: ...
 
     def history(
         self,

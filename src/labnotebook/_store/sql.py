@@ -13,7 +13,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, MutableSequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,13 @@ PG_CONNECT_TIMEOUT = 5
 MIN_PREFIX = 4
 _WRITE = migrate.WRITE_OPTION
 SQLITE_BUSY_RETRIES = 5
+MAX_STEP = 2**63 - 1
+_HISTORY_SQL = {
+    "sqlite": "SELECT step, value, time FROM points "
+    "WHERE series_id = ? AND step >= ? AND step <= ? ORDER BY step",
+    "postgresql": "SELECT step, value, time FROM points "
+    "WHERE series_id = %s AND step >= %s AND step <= %s ORDER BY step",
+}
 #: PostgreSQL NOTIFY channel that carries the id of every run that changed.
 CHANGES_CHANNEL = "labnotebook_changes"
 
@@ -121,7 +128,9 @@ def _sqlite_engine(parsed: sa.URL) -> sa.Engine:
 
 def _translate(exc: Exception, url: str) -> Exception:
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
-        return StoreUnavailableError(f"store {_safe_url(url)} is unavailable: {exc.orig}")
+        return StoreUnavailableError(
+            f"store {_safe_url(url)} is unavailable: {exc.orig}"
+        )
     if isinstance(exc, sa.exc.DBAPIError):
         return StoreError(f"store {_safe_url(url)} failed: {exc.orig}")
     return exc
@@ -206,8 +215,13 @@ class SqlStore:
                 conn.execute(
                     notes.insert(),
                     [
-                        {"run_id": batch.run_id, "step": step, "created_at": t,
-                         "updated_at": t, "text": text}
+                        {
+                            "run_id": batch.run_id,
+                            "step": step,
+                            "created_at": t,
+                            "updated_at": t,
+                            "text": text,
+                        }
                         for t, step, text in batch.notes
                     ],
                 )
@@ -273,8 +287,9 @@ class SqlStore:
             steps, values, times = _dedupe(*data[key])
             series_id = int(row.id)
             touched.append((series_id, (steps, values, times), row.last_step))
-            rows.extend(zip([series_id] * len(steps), steps, values, times,
-                            strict=True))
+            rows.extend(
+                zip([series_id] * len(steps), steps, values, times, strict=True)
+            )
             if row.last_step is not None and steps[0] <= row.last_step:
                 overlapping.append(series_id)
             else:
@@ -315,15 +330,20 @@ class SqlStore:
         return {row.key: row for row in conn.execute(query)}
 
     def _insert_points(
-        self, conn: sa.Connection, rows: list[tuple[int, int, float, float]],
+        self,
+        conn: sa.Connection,
+        rows: list[tuple[int, int, float, float]],
         upsert: bool,
     ) -> None:
         if self.dialect == "postgresql" and not upsert:
             raw = conn.connection.driver_connection
             assert raw is not None
-            with raw.cursor() as cur, cur.copy(
-                "COPY points (series_id, step, value, time) FROM STDIN"
-            ) as copy:
+            with (
+                raw.cursor() as cur,
+                cur.copy(
+                    "COPY points (series_id, step, value, time) FROM STDIN"
+                ) as copy,
+            ):
                 for row in rows:
                     copy.write_row(row)
             return
@@ -343,7 +363,7 @@ class SqlStore:
         conn.exec_driver_sql(sql, rows)  # type: ignore[arg-type]
 
     def _recompute_summary(self, conn: sa.Connection, series_id: int) -> None:
-        finite = points.c.value.isnot(None)
+        finite: sa.ColumnElement[bool] = points.c.value.isnot(None)
         if self.dialect == "postgresql":
             finite = points.c.value != sa.literal(float("nan"), sa.Double)
         agg = conn.execute(
@@ -367,13 +387,19 @@ class SqlStore:
             series.update()
             .where(series.c.id == series_id)
             .values(
-                count=agg[0], min=agg[1], max=agg[2],
-                last=last.value, last_step=last.step, last_time=last.time,
+                count=agg[0],
+                min=agg[1],
+                max=agg[2],
+                last=last.value,
+                last_step=last.step,
+                last_time=last.time,
             )
         )
 
     def _write_fields(
-        self, conn: sa.Connection, run_id: str,
+        self,
+        conn: sa.Connection,
+        run_id: str,
         rows: list[tuple[int, float, dict[str, Any]]],
     ) -> None:
         merged: dict[int, tuple[float, dict[str, Any]]] = {}
@@ -381,6 +407,7 @@ class SqlStore:
             previous = merged.get(step)
             merged[step] = (t, {**previous[1], **value} if previous else dict(value))
         insert = _insert(self.dialect, step_fields)
+        combined: sa.ColumnElement[Any]
         if self.dialect == "postgresql":
             combined = step_fields.c.fields.op("||")(insert.excluded.fields)
         else:
@@ -426,9 +453,7 @@ class SqlStore:
     def _notify(self, conn: sa.Connection, run_id: str) -> None:
         """Tell PostgreSQL listeners (live streams) that a run changed, at commit."""
         if self.dialect == "postgresql":
-            conn.execute(
-                sa.select(sa.func.pg_notify(CHANGES_CHANNEL, run_id))
-            )
+            conn.execute(sa.select(sa.func.pg_notify(CHANGES_CHANNEL, run_id)))
 
     # ----------------------------------------------------------------- reading
 
@@ -451,12 +476,18 @@ class SqlStore:
                 return run_id
             if len(run_id) < MIN_PREFIX:
                 raise NotFoundError(f"no run with id {run_id!r}")
-            escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            found = conn.execute(
-                sa.select(runs.c.id)
-                .where(runs.c.id.like(escaped + "%", escape="\\"))
-                .limit(2)
-            ).scalars().all()
+            escaped = (
+                run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            )
+            found = (
+                conn.execute(
+                    sa.select(runs.c.id)
+                    .where(runs.c.id.like(escaped + "%", escape="\\"))
+                    .limit(2)
+                )
+                .scalars()
+                .all()
+            )
         if not found:
             raise NotFoundError(f"no run with id {run_id!r}")
         if len(found) > 1:
@@ -481,7 +512,7 @@ class SqlStore:
         out: dict[str, dict[str, Summary]] = {}
         for row in conn.execute(query.order_by(series.c.run_id, series.c.key)):
             out.setdefault(row.run_id, {})[row.key] = Summary(
-                count=int(row.count),
+                count=int(row._mapping["count"]),
                 last=_nan(row.last),
                 last_step=row.last_step,
                 last_time=row.last_time,
@@ -499,8 +530,12 @@ class SqlStore:
             from .._query import compile_filter
 
             query = query.where(
-                compile_filter(where, self.dialect, now=time.time(),
-                               crash_timeout=self.crash_timeout)
+                compile_filter(
+                    where,
+                    self.dialect,
+                    now=time.time(),
+                    crash_timeout=self.crash_timeout,
+                )
             )
         return query
 
@@ -518,8 +553,13 @@ class SqlStore:
             from .._query import compile_sort
 
             query = query.order_by(
-                compile_sort(order_by, self.dialect, descending=descending,
-                             now=time.time(), crash_timeout=self.crash_timeout)
+                compile_sort(
+                    order_by,
+                    self.dialect,
+                    descending=descending,
+                    now=time.time(),
+                    crash_timeout=self.crash_timeout,
+                )
             )
         query = query.order_by(
             runs.c.started_at.desc() if descending else runs.c.started_at.asc(),
@@ -535,7 +575,9 @@ class SqlStore:
             summaries = self._summaries(conn, ids if len(ids) <= 500 else None)
         return [_record(row, summaries.get(row.id, {})) for row in rows]
 
-    def count_runs(self, where: str | None = None, experiment: str | None = None) -> int:
+    def count_runs(
+        self, where: str | None = None, experiment: str | None = None
+    ) -> int:
         query = self._filtered(
             sa.select(sa.func.count()).select_from(
                 runs.join(experiments, runs.c.experiment_id == experiments.c.id)
@@ -562,16 +604,9 @@ class SqlStore:
             out: dict[str, Columns] = {}
             raw = conn.connection.driver_connection
             assert raw is not None
-            mark = "%s" if self.dialect == "postgresql" else "?"
-            sql = f"SELECT step, value, time FROM points WHERE series_id = {mark}"
-            args: list[Any] = []
-            if start is not None:
-                sql += f" AND step >= {mark}"
-                args.append(start)
-            if stop is not None:
-                sql += f" AND step < {mark}"
-                args.append(stop)
-            sql += " ORDER BY step"
+            sql = _HISTORY_SQL[self.dialect]
+            last = MAX_STEP if stop is None else stop - 1
+            args = [0 if start is None else start, last]
             for key in keys if keys is not None else sorted(ids):
                 if key not in ids:
                     continue
@@ -744,8 +779,15 @@ class SqlStore:
         if sort:
             from .._query import compile_sort
 
-            order.append(compile_sort(sort, self.dialect, descending=descending,
-                                      now=now, crash_timeout=self.crash_timeout))
+            order.append(
+                compile_sort(
+                    sort,
+                    self.dialect,
+                    descending=descending,
+                    now=now,
+                    crash_timeout=self.crash_timeout,
+                )
+            )
         order.append(runs.c.started_at.desc() if descending else runs.c.started_at)
         order.append(runs.c.id)
         # Sort and page the ids alone, then read the whole rows of that page:
@@ -776,7 +818,9 @@ class SqlStore:
                 for row in conn.execute(self._run_query().where(chosen), {"ids": ids})
             }
             summaries = self._summaries(conn, ids)
-        return [_record(found[i], summaries.get(i, {})) for i in ids if i in found], total
+        return [
+            _record(found[i], summaries.get(i, {})) for i in ids if i in found
+        ], total
 
     def downsample(
         self,
@@ -800,7 +844,9 @@ class SqlStore:
                 )
             }
             return [
-                None if pair not in found else rollup.downsample(
+                None
+                if pair not in found
+                else rollup.downsample(
                     conn, self.dialect, found[pair], buckets, start, stop
                 )
                 for pair in pairs
@@ -829,8 +875,11 @@ def _insert(dialect: str, table: sa.Table) -> Any:
     return sqlite_dialect.insert(table)
 
 
-def _dedupe(steps: Sequence[int], values: Sequence[float],
-            times: Sequence[float]) -> Columns:
+def _dedupe(
+    steps: MutableSequence[int],
+    values: MutableSequence[float],
+    times: MutableSequence[float],
+) -> Columns:
     """Sort by step; when a step repeats, the value logged last wins."""
     s = np.asarray(steps, dtype=np.int64)
     if len(s) < 2 or bool(np.all(s[1:] > s[:-1])):
