@@ -44,7 +44,7 @@ class Settings:
     #: Seconds that finishing a run waits for its data to reach the store.
     exit_timeout: float = 30.0
     #: Most points held in memory before new batches are spilled to the spool file.
-    buffer_limit: int = 2_000_000
+    buffer_limit: int = 1_000_000
     #: Seconds to wait between attempts to reach a failing store.
     retry_interval: float = 2.0
 
