@@ -50,8 +50,11 @@ def serve(
     from ._app import create_app
 
     app = create_app(config)
-    # Create or upgrade the schema once, before the workers start.
-    app.extensions["labnotebook"].store.prepare()
+    sql_store = app.extensions["labnotebook"].store
+    # Create or upgrade the schema once, before the workers start; then drop the
+    # connections, which forked workers must not share.
+    sql_store.prepare()
+    sql_store.engine.dispose()
     if not logging.getLogger().handlers:
         # serve() is the program here: its log (one line per request) goes to stderr.
         logging.basicConfig(
@@ -75,8 +78,17 @@ def serve(
             "errorlog": "-",
             "loglevel": "info",
             "preload_app": False,
+            "post_fork": _forget_connections(sql_store.engine),
         },
     ).run()
+
+
+def _forget_connections(engine: Any) -> Any:
+    def post_fork(_server: Any, _worker: Any) -> None:
+        # A worker opens its own connections; those of the parent stay its own.
+        engine.dispose(close=False)
+
+    return post_fork
 
 
 def check_binding(host: str, config: ServerConfig) -> None:
