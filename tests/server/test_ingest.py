@@ -71,6 +71,40 @@ def test_a_batch_is_applied_once_and_can_be_resent(client: FlaskClient) -> None:
     assert [n["text"] for n in notes] == ["hello"]
 
 
+def test_points_as_plain_json_lists_are_accepted(client: FlaskClient) -> None:
+    data = _valid()
+    data["points"] = {"loss": [[0, 1, 2], [0.5, "NaN", "Infinity"], [1.0, 2.0, 3.0]]}
+    assert _post(client, data).status_code == 200
+    points = client.get(f"/api/v1/runs/{data['run_id']}/points?key=loss").get_json()
+    assert points["y"] == [0.5, "NaN", "Infinity"]
+
+
+def _packed(steps: list[int], values: list[float], times: list[float]) -> Any:
+    return json.loads(
+        Batch(run_id="x", points={"k": (steps, values, times)}).to_json()
+    )["points"]["k"]
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        {"steps": "not base64!", "values": "", "times": ""},
+        {"steps": "AAAA", "values": "AAAA", "times": "AAAA"},
+        {"steps": 1, "values": "", "times": ""},
+        {"steps": "", "values": ""},
+        _packed([-1], [1.0], [1.0]),
+        _packed([0, 1], [1.0], [1.0, 2.0]),
+        _packed([0], [1.0], [math.inf]),
+    ],
+)
+def test_bad_packed_columns_are_refused(
+    client: FlaskClient, columns: dict[str, Any]
+) -> None:
+    error_of(
+        _post(client, {**_valid(), "points": {"loss": columns}}), 422, "invalid_value"
+    )
+
+
 def test_a_batch_for_a_missing_run_is_404(client: FlaskClient) -> None:
     batch = Batch(run_id="b" * 32, points={"loss": ([0], [1.0], [1.0])})
     error_of(_post(client, batch.to_json()), 404, "not_found")

@@ -212,16 +212,41 @@ _SCHEMAS: J = {
             "resume": {"type": "boolean"},
             "points": {
                 "type": "object",
-                "description": "key: [steps, values, times]",
+                "description": "key: columns packed by Batch.to_json() (base64 of "
+                "little-endian int64 steps, float64 values and times), or "
+                "[steps, values, times] as JSON lists",
                 "additionalProperties": {
-                    "type": "array",
-                    "minItems": 3,
-                    "maxItems": 3,
-                    "prefixItems": [
-                        {"type": "array", "items": _STEP},
-                        {"type": "array", "items": _NUMBER},
-                        {"type": "array", "items": {"type": "number"}},
-                    ],
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "required": ["steps", "values", "times"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "steps": {
+                                    "type": "string",
+                                    "contentEncoding": "base64",
+                                },
+                                "values": {
+                                    "type": "string",
+                                    "contentEncoding": "base64",
+                                },
+                                "times": {
+                                    "type": "string",
+                                    "contentEncoding": "base64",
+                                },
+                            },
+                        },
+                        {
+                            "type": "array",
+                            "minItems": 3,
+                            "maxItems": 3,
+                            "prefixItems": [
+                                {"type": "array", "items": _STEP},
+                                {"type": "array", "items": _NUMBER},
+                                {"type": "array", "items": {"type": "number"}},
+                            ],
+                        },
+                    ]
                 },
             },
             "fields": {"type": "array", "description": "[[step, time, {...}], ...]"},

@@ -11,6 +11,7 @@ import math
 import re
 from typing import Any
 
+import numpy as np
 from flask import Blueprint
 
 from .._schema import STATUSES
@@ -155,7 +156,12 @@ def _points(data: object, max_points: int) -> dict[str, Columns]:
         check_key(key)
         where = f"points[{key!r}]"
         if isinstance(columns, dict):
-            columns = _packed(columns, where)
+            packed = _packed(columns, where)
+            total += len(packed[0])
+            _check_total(total, max_points)
+            if len(packed[0]):
+                out[key] = packed
+            continue
         if not (
             isinstance(columns, list)
             and len(columns) == 3
@@ -172,14 +178,7 @@ def _points(data: object, max_points: int) -> dict[str, Columns]:
         if not steps:
             continue
         total += len(steps)
-        if total > max_points:
-            raise ApiError(
-                413,
-                "too_many_points",
-                f"the batch holds more than {max_points} points (max_batch_points); "
-                "send it in smaller batches",
-                {"limit": max_points},
-            )
+        _check_total(total, max_points)
         if (
             not all(type(s) is int for s in steps)
             or min(steps) < 0
@@ -192,7 +191,18 @@ def _points(data: object, max_points: int) -> dict[str, Columns]:
     return out
 
 
-def _packed(columns: dict[str, Any], where: str) -> list[list[Any]]:
+def _check_total(total: int, max_points: int) -> None:
+    if total > max_points:
+        raise ApiError(
+            413,
+            "too_many_points",
+            f"the batch holds more than {max_points} points (max_batch_points); "
+            "send it in smaller batches",
+            {"limit": max_points},
+        )
+
+
+def _packed(columns: dict[str, Any], where: str) -> Columns:
     """Columns as ``Batch.to_json()`` packs them: base64 of int64 and float64."""
     if set(columns) != {"steps", "values", "times"} or not all(
         isinstance(v, str) for v in columns.values()
@@ -210,7 +220,11 @@ def _packed(columns: dict[str, Any], where: str) -> list[list[Any]]:
             f"{where} does not decode: packed columns are base64 of little-endian "
             "int64 steps and float64 values and times, of equal lengths",
         ) from None
-    return [list(steps), list(values), list(times)]
+    if len(steps) and np.asarray(steps, dtype=np.int64).min() < 0:
+        raise _invalid(where, f"{where} steps must be between 0 and {MAX_STEP}")
+    if not np.isfinite(np.asarray(times, dtype=np.float64)).all():
+        raise _invalid(where, f"{where} times must be finite")
+    return steps, values, times
 
 
 def _values(values: list[Any], where: str) -> list[float]:
