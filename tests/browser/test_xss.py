@@ -113,7 +113,9 @@ def test_payloads_render_as_text_on_every_page(
     expect(row).to_be_visible()
     expect(row.locator(".name")).to_have_text(IMG + SCRIPT)
     page.get_by_role("button", name="Columns").click()
-    for box in page.locator("#column-panel input[type=checkbox]").all():
+    options = page.locator("#column-panel input[type=checkbox]")
+    expect(options.first).to_be_visible()
+    for box in options.all():
         box.check()
     page.get_by_role("button", name="Done").click()
     expect(page.locator(".head")).to_contain_text("<img src=x")
@@ -128,7 +130,9 @@ def test_payloads_render_as_text_on_every_page(
     page.goto(f"{base}/runs/{bad_id}")
     expect(page.locator(".run-name")).to_have_text(IMG + SCRIPT)
     expect(page.locator(".note .markdown")).to_contain_text("raw link")
-    for box in page.locator(".field-picker input[type=checkbox]").all():
+    fields = page.locator(".field-picker input[type=checkbox]")
+    expect(fields.first).to_be_visible()
+    for box in fields.all():
         box.check()
     expect(page.locator("figure.chart")).to_have_count(3)
     for link in page.locator(".note .markdown a").all():

@@ -12,9 +12,10 @@ export interface UplotHandle {
 }
 
 /**
- * A uPlot chart in `el`: created once (and again only when one of `rebuildOn` changes,
- * such as the y scale type or the theme), fed with `setData` at most once per animation
- * frame, resized with its container, destroyed on unmount.
+ * A uPlot chart in `el`: created once, on the first animation frame after mounting (and
+ * again only when one of `rebuildOn` changes, such as the y scale type or the theme), fed
+ * with `setData` at most once per animation frame, resized with its container, destroyed
+ * on unmount.
  */
 export function useUplot(
   el: Ref<HTMLElement | null>,
@@ -39,12 +40,15 @@ export function useUplot(
     if (frame) return
     frame = requestAnimationFrame(() => {
       frame = 0
-      chart?.setData(data())
+      if (chart) chart.setData(data())
+      else create()
     })
   }
 
+  // The chart is built on the first frame after mounting, so that a page of many
+  // charts sends its data requests before it spends time building canvases.
   onMounted(() => {
-    create()
+    draw()
     resize = new ResizeObserver(() => {
       const width = el.value?.clientWidth ?? 0
       if (chart && width > 0 && Math.abs(width - chart.width) > 1) {

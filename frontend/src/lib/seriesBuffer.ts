@@ -13,7 +13,7 @@ export interface BufferLimits {
   tailPoints: number
 }
 
-export const DEFAULT_LIMITS: BufferLimits = { historyPoints: 3000, tailPoints: 3000 }
+export const DEFAULT_LIMITS: BufferLimits = { historyPoints: 2400, tailPoints: 1200 }
 
 export class SeriesBuffer {
   private x: number[] = []

@@ -5,6 +5,7 @@
 import { api, decodeNumber } from '../api/client'
 import type { Json, StepFields } from '../api/types'
 import { paramAt, type Segment } from './fields'
+import { batchedSeries } from './seriesBatch'
 
 export type XMode = 'step' | 'time'
 
@@ -23,7 +24,7 @@ export interface SeriesSource {
   range(start: number, stop: number, signal: AbortSignal): Promise<{ x: number[]; y: number[] }>
 }
 
-export const HISTORY_BUCKETS = 1000
+export const HISTORY_BUCKETS = 500
 const POINTS_LIMIT = 5000
 
 export function metricSource(
@@ -37,10 +38,7 @@ export function metricSource(
       // In time mode the x values are times; the newest step comes from the summary,
       // read before the series so that no point logged in between is skipped.
       const hint = lastStepHint()
-      const [series] = await api.series(
-        { runs: [runId], keys: [key], buckets: HISTORY_BUCKETS, x },
-        signal,
-      )
+      const series = await batchedSeries(runId, key, x, HISTORY_BUCKETS, signal)
       const xs = series?.x ?? []
       const lastStep = x === 'step' ? (xs.length ? xs[xs.length - 1]! : null) : hint
       return { x: xs, y: series?.y ?? [], lastStep }
