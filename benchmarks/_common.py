@@ -249,9 +249,10 @@ def revision() -> str:
 def header(name: str, quick: bool, detail: str) -> None:
     """The first lines of a benchmark's output: what runs, how big, where."""
     size = "quick sizes (not representative)" if quick else "full sizes"
+    load = os.getloadavg()[0]
     print(f"== {name}: {detail}", flush=True)
     print(
-        f"   {size}; {os.cpu_count()} cores; python {sys.version.split()[0]}; "
-        f"{revision()}; {time.strftime('%Y-%m-%d %H:%M')}",
+        f"   {size}; {os.cpu_count()} cores, load {load:.1f}; python "
+        f"{sys.version.split()[0]}; {revision()}; {time.strftime('%Y-%m-%d %H:%M')}",
         flush=True,
     )
