@@ -6,14 +6,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install frontend lint typecheck pytest bench clean
+.PHONY: run test install frontend browser lint typecheck pytest bench clean
 
 run: install frontend
 	$(BIN)/python examples/train.py
 	$(BIN)/labnotebook ls
 	@if $(BIN)/labnotebook serve --help >/dev/null 2>&1; then $(BIN)/labnotebook serve; fi
 
-test: install frontend lint typecheck pytest
+test: install frontend browser lint typecheck pytest
 
 install: $(STAMP)
 
@@ -26,10 +26,14 @@ $(STAMP): pyproject.toml
 frontend:
 	@if [ -f frontend/package.json ]; then scripts/build-frontend; fi
 
+# Debian's Chromium, for the browser tests and the dashboard benchmark.
+browser:
+	scripts/ensure-chromium
+
 lint: install
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/ruff check src tests benchmarks examples
-	@if [ -f frontend/package.json ]; then cd frontend && npx prettier --check . && npx vue-tsc --noEmit; fi
+	@if [ -f frontend/package.json ]; then cd frontend && npx prettier --check . && npx vue-tsc --noEmit && npm test --silent; fi
 
 typecheck: install
 	$(BIN)/mypy

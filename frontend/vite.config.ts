@@ -3,7 +3,7 @@ import vue from '@vitejs/plugin-vue'
 
 // The built app goes into the Python package, which the tracking server serves at `/`.
 // `npm run dev` proxies the API to a running `labnotebook serve` (LABNOTEBOOK_DEV_API).
-const api = process.env.LABNOTEBOOK_DEV_API ?? 'http://127.0.0.1:5000'
+const api = process.env.LABNOTEBOOK_DEV_API ?? 'http://127.0.0.1:8788'
 
 export default defineConfig({
   plugins: [vue()],
