@@ -9,10 +9,12 @@ writers queue on the busy timeout instead of failing with "database is locked".
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import threading
 import time
+from array import array
 from collections.abc import Iterator, MutableSequence
 from pathlib import Path
 from typing import Any
@@ -51,11 +53,57 @@ MIN_PREFIX = 4
 _WRITE = migrate.WRITE_OPTION
 SQLITE_BUSY_RETRIES = 5
 MAX_STEP = 2**63 - 1
+_POINTS_RANGE = " FROM points WHERE series_id = {m} AND step >= {m} AND step <= {m}"
 _HISTORY_SQL = {
-    "sqlite": "SELECT step, value, time FROM points "
-    "WHERE series_id = ? AND step >= ? AND step <= ? ORDER BY step",
-    "postgresql": "SELECT step, value, time FROM points "
-    "WHERE series_id = %s AND step >= %s AND step <= %s ORDER BY step",
+    with_time: {
+        dialect: "SELECT step, value"
+        + (", time" if with_time else "")
+        + _POINTS_RANGE.format(m=mark)
+        + " ORDER BY step"
+        for dialect, mark in (("sqlite", "?"), ("postgresql", "%s"))
+    }
+    for with_time in (True, False)
+}
+_COPY_POINTS = "COPY points (series_id, step, value, time) FROM STDIN (FORMAT BINARY)"
+_UPSERT_POINTS = (
+    "INSERT INTO points (series_id, step, value, time) VALUES ({m}, {m}, {m}, {m}) "
+    "ON CONFLICT (series_id, step) "
+    "DO UPDATE SET value = excluded.value, time = excluded.time"
+)
+_UPSERT_POINTS_SQLITE = _UPSERT_POINTS.format(m="?")
+_UPSERT_POINTS_PG = _UPSERT_POINTS.format(m="%s")
+# PostgreSQL's binary COPY format: a header, then per row a field count and each
+# field as a length and big-endian bytes, then a trailer.
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_PGCOPY_TRAILER = b"\xff\xff"
+_COPY_IN_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l1", ">i4"),
+        ("series_id", ">i8"),
+        ("l2", ">i4"),
+        ("step", ">i8"),
+        ("l3", ">i4"),
+        ("value", ">f8"),
+        ("l4", ">i4"),
+        ("time", ">f8"),
+    ]
+)
+_COPY_OUT_ROW = {
+    True: np.dtype(
+        [
+            ("n", ">i2"),
+            ("l1", ">i4"),
+            ("step", ">i8"),
+            ("l2", ">i4"),
+            ("value", ">f8"),
+            ("l3", ">i4"),
+            ("time", ">f8"),
+        ]
+    ),
+    False: np.dtype(
+        [("n", ">i2"), ("l1", ">i4"), ("step", ">i8"), ("l2", ">i4"), ("value", ">f8")]
+    ),
 }
 #: PostgreSQL NOTIFY channel that carries the id of every run that changed.
 CHANGES_CHANNEL = "labnotebook_changes"
@@ -278,24 +326,24 @@ class SqlStore:
             conn.execute(insert, [{"run_id": run_id, "key": k} for k in missing])
             existing.update(self._series_rows(conn, run_id, missing))
 
-        rows: list[tuple[int, int, float, float]] = []
+        ids: list[int] = []
+        columns: list[Columns] = []
         fresh: list[tuple[int, str, Columns]] = []
         overlapping: list[int] = []
         touched: list[tuple[int, Columns, int | None]] = []
         for key in keys:
             row = existing[key]
-            steps, values, times = _dedupe(*data[key])
+            cols = _dedupe(*data[key])
             series_id = int(row.id)
-            touched.append((series_id, (steps, values, times), row.last_step))
-            rows.extend(
-                zip([series_id] * len(steps), steps, values, times, strict=True)
-            )
-            if row.last_step is not None and steps[0] <= row.last_step:
+            ids.append(series_id)
+            columns.append(cols)
+            touched.append((series_id, cols, row.last_step))
+            if row.last_step is not None and cols[0][0] <= row.last_step:
                 overlapping.append(series_id)
             else:
-                fresh.append((series_id, key, (steps, values, times)))
+                fresh.append((series_id, key, cols))
 
-        self._insert_points(conn, rows, upsert=bool(overlapping))
+        self._insert_points(conn, ids, columns, upsert=bool(overlapping))
         rollup.record(conn, self.dialect, touched)
 
         updates = [
@@ -332,35 +380,31 @@ class SqlStore:
     def _insert_points(
         self,
         conn: sa.Connection,
-        rows: list[tuple[int, int, float, float]],
+        ids: list[int],
+        columns: list[Columns],
         upsert: bool,
     ) -> None:
+        raw = conn.connection.driver_connection
+        assert raw is not None
         if self.dialect == "postgresql" and not upsert:
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            with (
-                raw.cursor() as cur,
-                cur.copy(
-                    "COPY points (series_id, step, value, time) FROM STDIN"
-                ) as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
+            with raw.cursor() as cur, cur.copy(_COPY_POINTS) as copy:
+                copy.write(_binary_copy_rows(ids, columns))
             return
 
+        rows = itertools.chain.from_iterable(
+            zip(
+                itertools.repeat(series_id),
+                np.asarray(steps).tolist(),
+                np.asarray(values).tolist(),
+                np.asarray(times).tolist(),
+            )
+            for series_id, (steps, values, times) in zip(ids, columns, strict=True)
+        )
         if self.dialect == "postgresql":
-            sql = (
-                "INSERT INTO points (series_id, step, value, time) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (series_id, step) "
-                "DO UPDATE SET value = excluded.value, time = excluded.time"
-            )
+            with raw.cursor() as cur:
+                cur.executemany(_UPSERT_POINTS_PG, list(rows))
         else:
-            sql = (
-                "INSERT INTO points (series_id, step, value, time) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (series_id, step) "
-                "DO UPDATE SET value = excluded.value, time = excluded.time"
-            )
-        conn.exec_driver_sql(sql, rows)  # type: ignore[arg-type]
+            raw.executemany(_UPSERT_POINTS_SQLITE, rows)
 
     def _recompute_summary(self, conn: sa.Connection, series_id: int) -> None:
         finite: sa.ColumnElement[bool] = points.c.value.isnot(None)
@@ -594,7 +638,12 @@ class SqlStore:
         keys: list[str] | None = None,
         start: int | None = None,
         stop: int | None = None,
+        with_time: bool = True,
     ) -> dict[str, Columns]:
+        """Points of a run's metrics in ``[start, stop)``, in step order.
+
+        with_time: also read wall times (otherwise the times column is empty).
+        """
         full = self.resolve_run_id(run_id)
         with self._connect() as conn:
             query = sa.select(series.c.id, series.c.key).where(series.c.run_id == full)
@@ -604,22 +653,31 @@ class SqlStore:
             out: dict[str, Columns] = {}
             raw = conn.connection.driver_connection
             assert raw is not None
-            sql = _HISTORY_SQL[self.dialect]
+            first = 0 if start is None else start
             last = MAX_STEP if stop is None else stop - 1
-            args = [0 if start is None else start, last]
             for key in keys if keys is not None else sorted(ids):
-                if key not in ids:
-                    continue
-                cur = raw.cursor()
-                cur.execute(sql, [ids[key], *args])
-                rows = cur.fetchall()
-                cur.close()
-                if rows:
-                    steps, values, times = (list(c) for c in zip(*rows, strict=True))
-                else:
-                    steps, values, times = [], [], []
-                out[key] = (steps, [_nan(v) for v in values], times)
+                if key in ids:
+                    out[key] = self._read_points(raw, ids[key], first, last, with_time)
         return out
+
+    def _read_points(
+        self, raw: Any, series_id: int, first: int, last: int, with_time: bool
+    ) -> Columns:
+        if self.dialect == "postgresql":
+            found = _read_binary_copy(raw, series_id, first, last, with_time)
+            if found is not None:
+                return found
+        cur = raw.cursor()
+        cur.execute(_HISTORY_SQL[with_time][self.dialect], [series_id, first, last])
+        rows = cur.fetchall()
+        cur.close()
+        if not rows:
+            return array("q"), array("d"), array("d")
+        parts = list(zip(*rows, strict=True))
+        steps = np.array(parts[0], dtype=np.int64)
+        values = np.array(parts[1], dtype=np.float64)  # None (NaN on SQLite) -> nan
+        times = np.array(parts[2], dtype=np.float64) if with_time else np.empty(0)
+        return _as_array("q", steps), _as_array("d", values), _as_array("d", times)
 
     def metric_keys(self, run_id: str) -> list[str]:
         full = self.resolve_run_id(run_id)
@@ -790,28 +848,27 @@ class SqlStore:
             )
         order.append(runs.c.started_at.desc() if descending else runs.c.started_at)
         order.append(runs.c.id)
-        # Sort and page the ids alone, then read the whole rows of that page:
-        # sorting narrow rows is much cheaper than sorting rows with their JSON.
+        # Sort and page the ids alone (counting the matches in the same scan), then
+        # read the whole rows of the page: sorting narrow rows is much cheaper than
+        # sorting rows with their JSON.
+        joined = runs.join(experiments, runs.c.experiment_id == experiments.c.id)
         page = self._filtered(
-            sa.select(runs.c.id).join(
-                experiments, runs.c.experiment_id == experiments.c.id
+            sa.select(runs.c.id, sa.func.count().over().label("total")).select_from(
+                joined
             ),
             where,
             experiment,
         )
         page = page.order_by(*order).limit(limit).offset(offset)
-        counted = self._filtered(
-            sa.select(sa.func.count()).select_from(
-                runs.join(experiments, runs.c.experiment_id == experiments.c.id)
-            ),
-            where,
-            experiment,
-        )
         with self._connect() as conn:
-            total = int(conn.execute(counted).scalar_one())
-            ids = list(conn.execute(page).scalars())
-            if not ids:
-                return [], total
+            found_ids = conn.execute(page).all()
+            if not found_ids:
+                counted = self._filtered(
+                    sa.select(sa.func.count()).select_from(joined), where, experiment
+                )
+                return [], int(conn.execute(counted).scalar_one())
+            total = int(found_ids[0].total)
+            ids = [row.id for row in found_ids]
             chosen = runs.c.id.in_(sa.bindparam("ids", expanding=True))
             found = {
                 row.id: row
@@ -869,6 +926,62 @@ class SqlStore:
             return rollup.points_after(conn, int(series_id), after, limit)
 
 
+def _binary_copy_rows(ids: list[int], columns: list[Columns]) -> bytes:
+    """Points as a PostgreSQL binary COPY stream, built column-wise by numpy."""
+    total = sum(len(cols[0]) for cols in columns)
+    rows = np.empty(total, dtype=_COPY_IN_ROW)
+    rows["n"] = 4
+    for length in ("l1", "l2", "l3", "l4"):
+        rows[length] = 8
+    at = 0
+    for series_id, (steps, values, times) in zip(ids, columns, strict=True):
+        end = at + len(steps)
+        rows["series_id"][at:end] = series_id
+        rows["step"][at:end] = np.asarray(steps, dtype=np.int64)
+        rows["value"][at:end] = np.asarray(values, dtype=np.float64)
+        rows["time"][at:end] = np.asarray(times, dtype=np.float64)
+        at = end
+    return _PGCOPY_HEADER + rows.tobytes() + _PGCOPY_TRAILER
+
+
+def _read_binary_copy(
+    raw: Any, series_id: int, first: int, last: int, with_time: bool
+) -> Columns | None:
+    """Read points with a binary COPY, parsed by numpy; None if a value is NULL."""
+    query = _HISTORY_SQL[with_time]["postgresql"]
+    with (
+        raw.cursor() as cur,
+        cur.copy(
+            f"COPY ({query}) TO STDOUT (FORMAT BINARY)", (series_id, first, last)
+        ) as copy,
+    ):
+        data = b"".join(bytes(chunk) for chunk in copy)
+    dtype = _COPY_OUT_ROW[with_time]
+    body = len(data) - len(_PGCOPY_HEADER) - len(_PGCOPY_TRAILER)
+    if not data.startswith(_PGCOPY_HEADER) or body < 0 or body % dtype.itemsize:
+        return None
+    rows = np.frombuffer(
+        data, dtype=dtype, offset=len(_PGCOPY_HEADER), count=body // dtype.itemsize
+    )
+    if rows.size and not (rows["l2"] == 8).all():
+        return None
+    times = rows["time"] if with_time else np.empty(0)
+    return (
+        _as_array("q", rows["step"]),
+        _as_array("d", rows["value"]),
+        _as_array("d", times),
+    )
+
+
+def _as_array(code: str, values: Any) -> array[Any]:
+    """A numpy column as a compact stdlib array of native-endian numbers."""
+    out = array(code)
+    out.frombytes(
+        np.ascontiguousarray(values, dtype=np.dtype(code).newbyteorder("=")).tobytes()
+    )
+    return out
+
+
 def _insert(dialect: str, table: sa.Table) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -882,17 +995,14 @@ def _dedupe(
 ) -> Columns:
     """Sort by step; when a step repeats, the value logged last wins."""
     s = np.asarray(steps, dtype=np.int64)
+    v = np.asarray(values, dtype=np.float64)
+    t = np.asarray(times, dtype=np.float64)
     if len(s) < 2 or bool(np.all(s[1:] > s[:-1])):
-        return steps, values, times
-    latest: dict[int, tuple[float, float]] = {}
-    for step, value, t in zip(steps, values, times, strict=True):
-        latest[step] = (value, t)
-    ordered = sorted(latest)
-    return (
-        ordered,
-        [latest[s][0] for s in ordered],
-        [latest[s][1] for s in ordered],
-    )
+        return s, v, t  # type: ignore[return-value]
+    # The last occurrence of each step is the first one in reversed order.
+    unique, first_in_reversed = np.unique(s[::-1], return_index=True)
+    keep = len(s) - 1 - first_in_reversed
+    return unique, v[keep], t[keep]  # type: ignore[return-value]
 
 
 def _merge_summary(row: Any, cols: Columns) -> dict[str, Any]:
@@ -908,9 +1018,9 @@ def _merge_summary(row: Any, cols: Columns) -> dict[str, Any]:
         hi = batch_max if hi is None or _isnan(hi) else max(hi, batch_max)
     return {
         "count": int(row.count) + len(steps),
-        "last": values[-1],
-        "last_step": steps[-1],
-        "last_time": times[-1],
+        "last": float(values[-1]),
+        "last_step": int(steps[-1]),
+        "last_time": float(times[-1]),
         "min": lo,
         "max": hi,
     }
