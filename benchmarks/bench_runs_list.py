@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
-    return 0 if all(r[-1] != "MISS" for r in rows) else 1
+    # A MISS is a finding for the table, not a failure of the script.
+    return 0
 
 
 if __name__ == "__main__":
