@@ -1,6 +1,6 @@
 """The main flow against a real server, on SQLite and on PostgreSQL: a run logged by
 another process appears in the runs table live, its chart grows live, a note is added
-and the run's end shows up without a reload."""
+and edited, tags are changed, and the run's end shows up without a reload."""
 
 from __future__ import annotations
 
@@ -96,6 +96,17 @@ def test_a_live_run_appears_and_its_chart_grows(
         page.get_by_role("button", name="Add note").click()
         note = page.locator(".note .markdown strong", has_text="Learning rate")
         expect(note).to_be_visible()
+        page.get_by_role("button", name="Edit note").click()
+        page.get_by_role("textbox", name="Note text").fill("Rate _halved_ at step 100.")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator(".note .markdown em")).to_have_text("halved")
+        expect(page.locator(".note")).to_contain_text("(edited)")
+
+        page.get_by_role("textbox", name="New tag").fill("promising")
+        page.get_by_role("button", name="Add", exact=True).click()
+        expect(page.locator(".tags .tag", has_text="promising")).to_be_visible()
+        page.get_by_role("button", name="Remove tag live").click()
+        expect(page.locator(".tags .tag")).to_have_count(1)
     finally:
         stop.touch()
         logger.wait(timeout=60)
