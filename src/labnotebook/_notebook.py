@@ -19,6 +19,7 @@ from ._run import Run
 from ._spool import Spool, read_spool_file, spool_files
 from ._store import open_store
 from ._store.base import Batch, RunCreate, RunRecord, Store
+from ._store.sql import SqlStore
 from ._values import check_key, check_name, check_step, check_tags, to_json
 
 logger = logging.getLogger(__name__)
@@ -202,7 +203,10 @@ class Notebook:
             start = check_step(start)
         if stop is not None:
             stop = check_step(stop)
-        data = self.store.history(run_id, keys, start, stop)
+        if isinstance(self.store, SqlStore):
+            data = self.store.history(run_id, keys, start, stop, with_time=with_time)
+        else:
+            data = self.store.history(run_id, keys, start, stop)
         return history_frame(
             data, keys if keys is not None else sorted(data), with_time
         )

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from ._notebook import Notebook
 
 FINAL_STATUSES = ("finished", "failed", "killed")
+#: Distinct sets of metric keys remembered as already validated.
+MAX_KEY_SETS = 10_000
 _now = time.time
 
 
@@ -56,7 +58,7 @@ class Run:
         self._buffer_append: Any = None
         self._buffer: Any = None
         self._next_step = 0
-        self._last_keys: tuple[str, ...] = ()
+        self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._lock = threading.Lock()
         self._final_status: str | None = None
 
@@ -160,13 +162,14 @@ class Run:
             values = array("d", data.values()).tobytes()
         except TypeError:
             values = self._bad_values(data).tobytes()
+        # One long-lived tuple per distinct set of keys: buffered entries then
+        # hold no container the garbage collector must track (so they never
+        # trigger full collections), and the writer groups entries by identity.
         keys = tuple(data)
-        if keys == self._last_keys:
-            # Reuse one long-lived tuple: buffered entries then hold no container
-            # the garbage collector must track, so they never trigger full passes.
-            keys = self._last_keys
-        else:
-            self._check_keys(keys)
+        known = self._keys.get(keys)
+        if known is None:
+            known = self._check_keys(keys)
+        keys = known
 
         if step is None:
             step = self._next_step
@@ -207,10 +210,13 @@ class Run:
             to_float(str(key), value)
         return array("d", [float(v) for v in data.values()])
 
-    def _check_keys(self, keys: tuple[str, ...]) -> None:
+    def _check_keys(self, keys: tuple[str, ...]) -> tuple[str, ...]:
         for key in keys:
             check_key(key)
-        self._last_keys = keys
+        if len(self._keys) >= MAX_KEY_SETS:
+            self._keys.clear()
+        self._keys[keys] = keys
+        return keys
 
     def _not_active(self) -> None:
         if self._final_status is not None:

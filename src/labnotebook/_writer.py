@@ -22,9 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ._errors import StoreError
 from ._spool import Spool
-from ._store.base import Batch, Columns, Store
+from ._store.base import Batch, Store
 
 logger = logging.getLogger(__name__)
 
@@ -221,33 +223,67 @@ class Writer:
         Control changes (notes, status, flush markers) ride in the last batch, so
         they apply after every value logged before them.
         """
-        batches = [Batch(run_id=self.run_id)]
-        columns: dict[str, Columns] = {}
-        fields = batches[0].fields
-        points = 0
         popleft = self.buffer.popleft
-        for _ in range(len(self.buffer)):
-            step, t, keys, values, extra = popleft()
-            for key, value in zip(keys, memoryview(values).cast("d"), strict=True):
-                cols = columns.get(key)
-                if cols is None:
-                    cols = columns[key] = (array("q"), array("d"), array("d"))
-                cols[0].append(step)
-                cols[1].append(value)
-                cols[2].append(t)
-            if extra is not None:
-                fields.append((step, t, extra))
-            points += len(keys)
+        entries = [popleft() for _ in range(len(self.buffer))]
+        batches: list[Batch] = []
+        start = 0
+        points = 0
+        for i, entry in enumerate(entries):
+            points += len(entry[2])
             if points >= MAX_BATCH_POINTS:
-                batches[-1].points = columns
-                batches.append(Batch(run_id=self.run_id))
-                columns = {}
-                fields = batches[-1].fields
+                batches.append(self._build(entries[start : i + 1]))
+                start = i + 1
                 points = 0
-        batches[-1].points = columns
+        batches.append(self._build(entries[start:]))
         for change in control:
             change(batches[-1])
         return batches
+
+    def _build(self, entries: list[Entry]) -> Batch:
+        """One batch from entries, column by column with numpy."""
+        batch = Batch(run_id=self.run_id)
+        groups: dict[int, list[int]] = {}
+        for index, entry in enumerate(entries):
+            group = groups.get(id(entry[2]))
+            if group is None:
+                groups[id(entry[2])] = [index]
+            else:
+                group.append(index)
+            if entry[4] is not None:
+                batch.fields.append((entry[0], entry[1], entry[4]))
+
+        parts: dict[str, list[tuple[Any, Any, Any, Any]]] = {}
+        for indices in groups.values():
+            members = [entries[i] for i in indices]
+            keys = members[0][2]
+            if not keys:
+                continue
+            n = len(members)
+            steps = np.fromiter([e[0] for e in members], np.int64, n)
+            times = np.fromiter([e[1] for e in members], np.float64, n)
+            values = np.frombuffer(b"".join([e[3] for e in members]), np.float64)
+            values = values.reshape(n, len(keys))
+            order = np.asarray(indices, dtype=np.int64)
+            for column, key in enumerate(keys):
+                parts.setdefault(key, []).append(
+                    (steps, values[:, column], times, order)
+                )
+
+        for key, pieces in parts.items():
+            if len(pieces) == 1:
+                steps, values, times, _ = pieces[0]
+            else:
+                # Several groups of entries share this key: keep logging order.
+                order = np.argsort(np.concatenate([p[3] for p in pieces]))
+                steps = np.concatenate([p[0] for p in pieces])[order]
+                values = np.concatenate([p[1] for p in pieces])[order]
+                times = np.concatenate([p[2] for p in pieces])[order]
+            batch.points[key] = (
+                _to_array("q", steps),
+                _to_array("d", values),
+                _to_array("d", times),
+            )
+        return batch
 
     def _enqueue(self, batch: Batch, now: float) -> None:
         points = batch.point_count
@@ -397,6 +433,12 @@ class Writer:
             self._on_error(message)
         else:
             warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def _to_array(code: str, values: Any) -> array[Any]:
+    out = array(code)
+    out.frombytes(np.ascontiguousarray(values).tobytes())
+    return out
 
 
 def _safe(url: str) -> str:
