@@ -56,6 +56,7 @@ export async function readEventStream(
   cursor: string | null,
   onRuns: (event: RunsEvent) => void,
   signal: AbortSignal,
+  onOpen: () => void = () => {},
 ): Promise<string | null> {
   const response = await fetch(`/api/v1/events${queryString({ cursor })}`, {
     headers: { Accept: 'text/event-stream', ...authHeaders() },
@@ -67,6 +68,7 @@ export async function readEventStream(
     throw new ApiError(response.status, 'events_unavailable', `events stream: ${response.status}`)
   }
   connection.down = false
+  onOpen()
 
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
   let buffer = ''

@@ -45,8 +45,12 @@ export function useRunEvents(
     let failures = 0
     while (!signal.aborted) {
       try {
-        live.value = true
-        cursor = await readEventStream(cursor, (event) => collect(event.runs), signal)
+        cursor = await readEventStream(
+          cursor,
+          (event) => collect(event.runs),
+          signal,
+          () => (live.value = true),
+        )
         failures = 0
       } catch (error) {
         if (isAbort(error) || signal.aborted) break
