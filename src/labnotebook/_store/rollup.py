@@ -37,7 +37,7 @@ from .._schema import point_rollups, points
 from .base import Columns
 
 #: Levels kept: buckets of 2**4, 2**6, ... 2**30 steps.
-LEVELS: tuple[int, ...] = tuple(range(4, 31, 2))
+LEVELS: tuple[int, ...] = tuple(range(6, 31, 2))
 
 _COLUMNS = (
     "count",

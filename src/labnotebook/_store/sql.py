@@ -16,6 +16,7 @@ import threading
 import time
 from array import array
 from collections.abc import Iterator, MutableSequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -89,22 +90,6 @@ _COPY_IN_ROW = np.dtype(
         ("time", ">f8"),
     ]
 )
-_COPY_OUT_ROW = {
-    True: np.dtype(
-        [
-            ("n", ">i2"),
-            ("l1", ">i4"),
-            ("step", ">i8"),
-            ("l2", ">i4"),
-            ("value", ">f8"),
-            ("l3", ">i4"),
-            ("time", ">f8"),
-        ]
-    ),
-    False: np.dtype(
-        [("n", ">i2"), ("l1", ">i4"), ("step", ">i8"), ("l2", ">i4"), ("value", ">f8")]
-    ),
-}
 #: PostgreSQL NOTIFY channel that carries the id of every run that changed.
 CHANGES_CHANNEL = "labnotebook_changes"
 
@@ -663,20 +648,21 @@ class SqlStore:
     def _read_points(
         self, raw: Any, series_id: int, first: int, last: int, with_time: bool
     ) -> Columns:
-        if self.dialect == "postgresql":
-            found = _read_binary_copy(raw, series_id, first, last, with_time)
-            if found is not None:
-                return found
-        cur = raw.cursor()
+        # Binary results: psycopg then loads numbers without parsing text.
+        cur = raw.cursor(binary=True) if self.dialect == "postgresql" else raw.cursor()
         cur.execute(_HISTORY_SQL[with_time][self.dialect], [series_id, first, last])
         rows = cur.fetchall()
         cur.close()
         if not rows:
             return array("q"), array("d"), array("d")
-        parts = list(zip(*rows, strict=True))
-        steps = np.array(parts[0], dtype=np.int64)
-        values = np.array(parts[1], dtype=np.float64)  # None (NaN on SQLite) -> nan
-        times = np.array(parts[2], dtype=np.float64) if with_time else np.empty(0)
+        steps = np.array(list(map(itemgetter(0), rows)), dtype=np.int64)
+        # None (NaN on SQLite) becomes nan.
+        values = np.array(list(map(itemgetter(1), rows)), dtype=np.float64)
+        times = (
+            np.array(list(map(itemgetter(2), rows)), dtype=np.float64)
+            if with_time
+            else np.empty(0)
+        )
         return _as_array("q", steps), _as_array("d", values), _as_array("d", times)
 
     def metric_keys(self, run_id: str) -> list[str]:
@@ -942,35 +928,6 @@ def _binary_copy_rows(ids: list[int], columns: list[Columns]) -> bytes:
         rows["time"][at:end] = np.asarray(times, dtype=np.float64)
         at = end
     return _PGCOPY_HEADER + rows.tobytes() + _PGCOPY_TRAILER
-
-
-def _read_binary_copy(
-    raw: Any, series_id: int, first: int, last: int, with_time: bool
-) -> Columns | None:
-    """Read points with a binary COPY, parsed by numpy; None if a value is NULL."""
-    query = _HISTORY_SQL[with_time]["postgresql"]
-    with (
-        raw.cursor() as cur,
-        cur.copy(
-            f"COPY ({query}) TO STDOUT (FORMAT BINARY)", (series_id, first, last)
-        ) as copy,
-    ):
-        data = b"".join(bytes(chunk) for chunk in copy)
-    dtype = _COPY_OUT_ROW[with_time]
-    body = len(data) - len(_PGCOPY_HEADER) - len(_PGCOPY_TRAILER)
-    if not data.startswith(_PGCOPY_HEADER) or body < 0 or body % dtype.itemsize:
-        return None
-    rows = np.frombuffer(
-        data, dtype=dtype, offset=len(_PGCOPY_HEADER), count=body // dtype.itemsize
-    )
-    if rows.size and not (rows["l2"] == 8).all():
-        return None
-    times = rows["time"] if with_time else np.empty(0)
-    return (
-        _as_array("q", rows["step"]),
-        _as_array("d", rows["value"]),
-        _as_array("d", times),
-    )
 
 
 def _as_array(code: str, values: Any) -> array[Any]:

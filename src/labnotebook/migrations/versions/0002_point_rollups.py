@@ -16,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 # The levels of labnotebook._store.rollup.LEVELS when this revision was written.
-LEVELS = tuple(range(4, 31, 2))
+LEVELS = tuple(range(6, 31, 2))
 
 _SUMMARY = """
     SELECT series_id, {level}, b, max(total),
