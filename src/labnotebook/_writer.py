@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 #: bytes, fields).
 Entry = tuple[int, float, tuple[str, ...], Any, Any]
 
-MAX_RETRY_INTERVAL = 60.0
+MAX_RETRY_INTERVAL = 10.0
 WAKE_ENTRIES = 20_000
 #: Larger drains are cut into several batches, so that encoding one for the spool
 #: never holds the interpreter lock for long.

@@ -1198,6 +1198,14 @@ def experiments_rename_command(old: str, new: str) -> None:
     help="Worker processes.",
 )
 @click.option(
+    "--threads",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Threads per worker; each open dashboard's live stream holds one.",
+)
+@click.option(
     "--token",
     metavar="TOKEN",
     envvar="LABNOTEBOOK_TOKEN",
@@ -1212,7 +1220,12 @@ def experiments_rename_command(old: str, new: str) -> None:
 )
 @store_option
 def serve_command(
-    host: str, port: int, workers: int, token: str | None, read_token: str | None
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    token: str | None,
+    read_token: str | None,
 ) -> None:
     """Run the tracking server and dashboard on the store.
 
@@ -1226,6 +1239,7 @@ def serve_command(
         host=host,
         port=port,
         workers=workers,
+        threads=threads,
         token=token or None,
         read_token=read_token or None,
     )

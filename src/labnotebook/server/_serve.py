@@ -24,7 +24,7 @@ def serve(
     workers: int = 2,
     token: str | None = None,
     read_token: str | None = None,
-    threads: int = 8,
+    threads: int = 32,
 ) -> None:
     """Run the tracking server until interrupted.
 
