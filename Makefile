@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 run: install frontend
 	$(BIN)/python examples/train.py
 	$(BIN)/labnotebook ls
-	@if $(BIN)/labnotebook serve --help >/dev/null 2>&1; then $(BIN)/labnotebook serve; fi
+	$(BIN)/labnotebook serve
 
 test: install frontend browser lint typecheck pytest
 
@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The dashboard, built into src/labnotebook/static/ (skipped when up to date).
 frontend:
-	@if [ -f frontend/package.json ]; then scripts/build-frontend; fi
+	scripts/build-frontend
 
 # Debian's Chromium, for the browser tests and the dashboard benchmark.
 browser:
@@ -33,7 +34,7 @@ browser:
 lint: install
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/ruff check src tests benchmarks examples
-	@if [ -f frontend/package.json ]; then cd frontend && npx prettier --check . && npx vue-tsc --noEmit && npm test --silent; fi
+	cd frontend && npx prettier --check . && npx vue-tsc --noEmit && npm test --silent
 
 typecheck: install
 	$(BIN)/mypy
