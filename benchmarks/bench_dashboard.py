@@ -42,6 +42,7 @@ from _common import (
     store_kinds,
     temp_dir,
 )
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from labnotebook._schema import experiments, runs, series
@@ -203,6 +204,23 @@ class Soak:
 # ------------------------------------------------------------------ measuring
 
 
+def wait_until(page: Any, predicate: str, what: str, timeout: float = 60_000) -> None:
+    """Wait for a JS predicate on every animation frame; on a timeout, keep a
+    screenshot and the requests made in test-artifacts/ to see why."""
+    try:
+        page.wait_for_function(predicate, polling="raf", timeout=timeout)
+    except PlaywrightTimeout:
+        shot = helpers.screenshot_path(f"bench-dashboard-{what}")
+        page.screenshot(path=shot)
+        requests = page.evaluate(
+            "performance.getEntriesByType('resource').map((e) => "
+            "`${Math.round(e.startTime)}-${Math.round(e.responseEnd)} ms ${e.name}`)"
+        )
+        print(f"timed out waiting for {what}; screenshot {shot}; requests:", flush=True)
+        print("\n".join(requests), flush=True)
+        raise
+
+
 def _now_ms(page: Any) -> float:
     return float(page.evaluate("performance.now()"))
 
@@ -215,9 +233,10 @@ def runs_page(browser: Any, base: str) -> tuple[float, float]:
         context = browser.new_context(**CONTEXT)
         page = context.new_page()
         page.goto(base + "/")
-        page.wait_for_function(
+        wait_until(
+            page,
             "document.querySelectorAll('.body .row[data-run-id]').length > 10",
-            polling="raf",
+            "runs-page",
         )
         shown.append(_now_ms(page) / 1000)
         floors.append(
@@ -239,14 +258,14 @@ def run_page(browser: Any, base: str, run_id: str) -> tuple[float, float]:
         context = browser.new_context(**CONTEXT)
         page = context.new_page()
         page.goto(f"{base}/runs/{run_id}")
-        page.wait_for_function(
+        wait_until(
+            page,
             f"""() => {{
               const charts = document.querySelectorAll('figure.chart[data-points]');
               return charts.length === {CHARTS} && [...charts].every(
                 (c) => Number(c.dataset.points) > 0 && c.querySelector('canvas'));
             }}""",
-            polling="raf",
-            timeout=60_000,
+            "run-page",
         )
         shown.append(_now_ms(page) / 1000)
         floors.append(
@@ -285,13 +304,15 @@ def soak(
     cdp = context.new_cdp_session(page)
     page.goto(f"{base}/runs/{writer.run_id}")
     charts = "document.querySelectorAll('figure.chart[data-points]').length"
-    page.wait_for_function(f"{charts} === {SOAK_METRICS}")
+    wait_until(page, f"{charts} === {SOAK_METRICS}", "soak-page")
 
     def caught_up() -> None:
         last = writer.next_step - 1
-        page.wait_for_function(
+        wait_until(
+            page,
             f"""() => [...document.querySelectorAll('figure.chart')].every(
                   (c) => Number(c.dataset.lastStep) === {last})""",
+            "soak-catch-up",
             timeout=120_000,
         )
         page.wait_for_timeout(1500)

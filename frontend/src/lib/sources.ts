@@ -3,8 +3,9 @@
  * `/runs/<id>/points` for new points) or a numeric per-step field (`/runs/<id>/fields`).
  */
 import { api, decodeNumber } from '../api/client'
-import type { Json, StepFields } from '../api/types'
+import type { Json, Run, Series, StepFields } from '../api/types'
 import { paramAt, type Segment } from './fields'
+import { prefetch, takePrefetched } from './prefetch'
 import { batchedSeries } from './seriesBatch'
 
 export type XMode = 'step' | 'time'
@@ -27,6 +28,31 @@ export interface SeriesSource {
 export const HISTORY_BUCKETS = 500
 const POINTS_LIMIT = 5000
 
+const seriesKey = (runId: string, key: string, x: XMode) =>
+  JSON.stringify(['series', runId, key, x, HISTORY_BUCKETS])
+
+/** The key under which a run page finds its prefetched run. */
+export const runKey = (id: string) => JSON.stringify(['run', id])
+
+/**
+ * Request a run and the history of its metrics before the run page's code has loaded;
+ * the page and its charts take these answers instead of asking again.
+ */
+export function prefetchRunPage(id: string, x: XMode): void {
+  const never = new AbortController().signal
+  void prefetch(runKey(id), async () => {
+    const run: Run = await api.getRun(id)
+    for (const key of Object.keys(run.metrics)) {
+      void prefetch(seriesKey(run.id, key, x), () =>
+        batchedSeries(run.id, key, x, HISTORY_BUCKETS, never),
+      )
+    }
+    return run
+  }).catch(() => {
+    // The page asks again and shows the error.
+  })
+}
+
 export function metricSource(
   runId: string,
   key: string,
@@ -38,7 +64,9 @@ export function metricSource(
       // In time mode the x values are times; the newest step comes from the summary,
       // read before the series so that no point logged in between is skipped.
       const hint = lastStepHint()
-      const series = await batchedSeries(runId, key, x, HISTORY_BUCKETS, signal)
+      const series =
+        (await takePrefetched<Series | undefined>(seriesKey(runId, key, x))) ??
+        (await batchedSeries(runId, key, x, HISTORY_BUCKETS, signal))
       const xs = series?.x ?? []
       const lastStep = x === 'step' ? (xs.length ? xs[xs.length - 1]! : null) : hint
       return { x: xs, y: series?.y ?? [], lastStep }
