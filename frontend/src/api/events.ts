@@ -46,6 +46,8 @@ export function parseSse(text: string): { events: SseEvent[]; rest: string } {
 export interface RunsEvent {
   runs: RunChange[]
   cursor: string | null
+  /** The server cannot list what changed since the cursor: reload everything shown. */
+  reset: boolean
 }
 
 /**
@@ -82,9 +84,13 @@ export async function readEventStream(
       for (const event of events) {
         if (event.id) last = event.id
         if (event.event !== 'runs' || !event.data) continue
-        const body = JSON.parse(event.data) as { runs?: RunChange[]; cursor?: string }
+        const body = JSON.parse(event.data) as {
+          runs?: RunChange[]
+          cursor?: string
+          reset?: boolean
+        }
         if (body.cursor) last = body.cursor
-        onRuns({ runs: body.runs ?? [], cursor: last })
+        onRuns({ runs: body.runs ?? [], cursor: last, reset: body.reset === true })
       }
     }
   } finally {

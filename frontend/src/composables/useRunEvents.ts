@@ -12,12 +12,13 @@ export interface RunEvents {
 
 /**
  * Follow the server's stream of run changes while the tab is visible. Changes are
- * collected and handed to `onChanges` at most once per `interval` milliseconds; the
+ * collected and handed to `onChanges` at most once per `interval` milliseconds, with
+ * `reset` true when the server could not tell what changed (reload what is shown); the
  * stream reconnects from its last cursor when the server ends it, the connection
  * drops or the tab becomes visible again, and closes when the owner unmounts.
  */
 export function useRunEvents(
-  onChanges: (changes: RunChange[]) => void,
+  onChanges: (changes: RunChange[], reset: boolean) => void,
   interval = 1000,
 ): RunEvents {
   const live = ref(false)
@@ -25,19 +26,23 @@ export function useRunEvents(
   let cursor: string | null = null
   let controller: AbortController | null = null
   let pending = new Map<string, RunChange>()
+  let pendingReset = false
   let timer: ReturnType<typeof setTimeout> | null = null
   let stopped = false
 
   const deliver = () => {
     timer = null
-    if (!pending.size) return
+    if (!pending.size && !pendingReset) return
     const changes = [...pending.values()]
+    const reset = pendingReset
     pending = new Map()
-    onChanges(changes)
+    pendingReset = false
+    onChanges(changes, reset)
   }
 
-  const collect = (changes: RunChange[]) => {
+  const collect = (changes: RunChange[], reset: boolean) => {
     for (const change of changes) pending.set(change.id, change)
+    pendingReset ||= reset
     if (timer === null) timer = setTimeout(deliver, interval)
   }
 
@@ -47,7 +52,7 @@ export function useRunEvents(
       try {
         cursor = await readEventStream(
           cursor,
-          (event) => collect(event.runs),
+          (event) => collect(event.runs, event.reset),
           signal,
           () => (live.value = true),
         )

@@ -92,12 +92,15 @@ export function useRunsTable(query: Ref<RunQuery>) {
     for (const page of [...pages.keys()]) if (page < first || page > last) pages.delete(page)
   }
 
-  /** Bring changed runs up to date: fetch each one, or reload the page when runs came or went. */
-  async function applyChanges(changes: RunChange[]): Promise<void> {
+  /**
+   * Bring changed runs up to date: fetch each one, or reload the visible pages when runs
+   * came or went, or when the server asks for a reset.
+   */
+  async function applyChanges(changes: RunChange[], reset = false): Promise<void> {
     const known = new Map<string, [number, number]>()
     for (const [page, runs] of pages) runs.forEach((run, i) => known.set(run.id, [page, i]))
     const structural = changes.some((c) => c.deleted || !known.has(c.id))
-    if (structural || changes.length > MAX_SINGLE_FETCHES) {
+    if (reset || structural || changes.length > MAX_SINGLE_FETCHES) {
       refreshVisible()
       return
     }

@@ -56,7 +56,7 @@ describe('useRunsTable', () => {
     scope.stop()
   })
 
-  it('fetches a changed run alone, and reloads the page for a new run', async () => {
+  it('fetches a changed run alone, and reloads the page for a new run or a reset', async () => {
     const urls = serve()
     const scope = effectScope()
     const table = scope.run(() => useRunsTable(ref<RunQuery>({})))!
@@ -69,6 +69,12 @@ describe('useRunsTable', () => {
 
     await table.applyChanges([{ id: 'new', updated_at: 1, status: 'running' }])
     await settle()
+    expect(urls.at(-1)).toContain('/api/v1/runs?limit=200&offset=0')
+
+    const before = urls.length
+    await table.applyChanges([], true)
+    await settle()
+    expect(urls.length).toBe(before + 1)
     expect(urls.at(-1)).toContain('/api/v1/runs?limit=200&offset=0')
     scope.stop()
   })
