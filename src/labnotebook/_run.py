@@ -6,10 +6,10 @@ KeyboardInterrupt); a run whose heartbeat stops is shown as ``crashed``.
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 import traceback
-from array import array
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
     from ._notebook import Notebook
 
+#: A set of metric keys and the packer of their values (little-endian float64).
+_KeySet = tuple[tuple[str, ...], struct.Struct]
+
 FINAL_STATUSES = ("finished", "failed", "killed")
 #: Distinct sets of metric keys remembered as already validated.
 MAX_KEY_SETS = 10_000
@@ -58,7 +61,8 @@ class Run:
         self._buffer_append: Any = None
         self._buffer: Any = None
         self._next_step = 0
-        self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._keys: dict[tuple[str, ...], _KeySet] = {}
+        self._last_keys: _KeySet = ((), struct.Struct("<0d"))
         self._lock = threading.Lock()
         self._final_status: str | None = None
 
@@ -156,20 +160,20 @@ class Run:
         append = self._buffer_append
         if append is None:
             self._not_active()
-        try:
-            # Packed as bytes: an untracked object, so buffered entries never
-            # accumulate in the garbage collector's old generation.
-            values = array("d", data.values()).tobytes()
-        except TypeError:
-            values = self._bad_values(data).tobytes()
-        # One long-lived tuple per distinct set of keys: buffered entries then
-        # hold no container the garbage collector must track (so they never
-        # trigger full collections), and the writer groups entries by identity.
+        # One long-lived tuple per distinct set of keys, with a packer for its
+        # values: buffered entries then hold only the tuple and bytes, which the
+        # garbage collector does not track (so they never trigger full
+        # collections), and the writer groups entries by the tuple's identity.
         keys = tuple(data)
-        known = self._keys.get(keys)
-        if known is None:
-            known = self._check_keys(keys)
-        keys = known
+        last = self._last_keys
+        if keys != last[0]:
+            last = self._keys.get(keys) or self._check_keys(keys)
+            self._last_keys = last
+        keys, packer = last
+        try:
+            values = packer.pack(*data.values())
+        except (struct.error, TypeError, ValueError, OverflowError):
+            values = self._bad_values(data, packer)
 
         if step is None:
             step = self._next_step
@@ -205,18 +209,18 @@ class Run:
             )
         return dict(data)
 
-    def _bad_values(self, data: Mapping[str, Any]) -> array[float]:
+    def _bad_values(self, data: Mapping[str, Any], packer: struct.Struct) -> bytes:
         for key, value in data.items():
             to_float(str(key), value)
-        return array("d", [float(v) for v in data.values()])
+        return packer.pack(*[float(v) for v in data.values()])
 
-    def _check_keys(self, keys: tuple[str, ...]) -> tuple[str, ...]:
+    def _check_keys(self, keys: tuple[str, ...]) -> _KeySet:
         for key in keys:
             check_key(key)
         if len(self._keys) >= MAX_KEY_SETS:
             self._keys.clear()
-        self._keys[keys] = keys
-        return keys
+        known = self._keys[keys] = (keys, struct.Struct(f"<{len(keys)}d"))
+        return known
 
     def _not_active(self) -> None:
         if self._final_status is not None:

@@ -261,7 +261,7 @@ class Writer:
             n = len(members)
             steps = np.fromiter([e[0] for e in members], np.int64, n)
             times = np.fromiter([e[1] for e in members], np.float64, n)
-            values = np.frombuffer(b"".join([e[3] for e in members]), np.float64)
+            values = np.frombuffer(b"".join([e[3] for e in members]), "<f8")
             values = values.reshape(n, len(keys))
             order = np.asarray(indices, dtype=np.int64)
             for column, key in enumerate(keys):
