@@ -18,6 +18,9 @@ from .helpers import CHROMIUM, CHROMIUM_ARGS, build_dashboard, running_server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
+# The machines that run these tests are small and busy: give assertions time.
+playwright_api.expect.set_options(timeout=15_000)
+
 
 @pytest.fixture(scope="session")
 def dashboard_built() -> None:
