@@ -85,6 +85,8 @@ class Writer:
         self.buffer: collections.deque[Entry] = collections.deque()
         self._control: list[Callable[[Batch], None]] = []
         self._lock = threading.Lock()
+        #: Held while the buffer is being drained, by the collector or by close().
+        self._drain_lock = threading.Lock()
         self._wake = threading.Event()
         self._send_ready = threading.Condition(self._lock)
         self._outbox: collections.deque[_Queued] = collections.deque()
@@ -115,7 +117,8 @@ class Writer:
     # ------------------------------------------------------------ caller side
 
     def wake(self) -> None:
-        self._wake.set()
+        if not self._wake.is_set():
+            self._wake.set()
 
     def add(self, change: Callable[[Batch], None]) -> None:
         """Queue a change to the next batch (a note, a status...)."""
@@ -206,7 +209,8 @@ class Writer:
         with self._lock:
             closing = self._closing
             control, self._control = self._control, []
-        batches = self._drain(control)
+        with self._drain_lock:
+            batches = self._drain(control)
         last = batches[-1]
         if now - self._last_heartbeat >= self.heartbeat_interval or closing:
             last.heartbeat = now
@@ -302,14 +306,16 @@ class Writer:
             for queued in self._outbox:
                 if (
                     not queued.spooled
-                    and now - queued.drained_at >= self.flush_interval
+                    and now - queued.drained_at >= self.flush_interval / 2
                 ):
                     self.spool.append(queued.batch)
                     queued.spooled = True
 
     def _drain_into_spool_locked(self) -> None:
         control, self._control = self._control, []
-        for batch in self._drain(control):
+        with self._drain_lock:
+            drained = self._drain(control)
+        for batch in drained:
             if not batch.is_empty():
                 self.spool.append(batch)
 

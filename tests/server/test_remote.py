@@ -251,7 +251,7 @@ def test_logging_through_the_server_matches_logging_directly(
             400,
         ]
         assert remote_store.metric_keys(remote_id) == ["edge", "loss", "val/acc"]
-        assert remote_store.history(remote_id, ["loss"], 100, 103)["loss"][0] == [
+        assert list(remote_store.history(remote_id, ["loss"], 100, 103)["loss"][0]) == [
             100,
             101,
             102,
@@ -384,9 +384,9 @@ def test_many_client_processes_lose_and_duplicate_nothing(
         assert record.status == "finished"
         index = record.params["client"]
         data = store.history(record.id)
-        assert data["a"][0] == list(range(steps))
-        assert data["a"][1] == [float(s) for s in range(steps)]
-        assert data["b"][1] == [index + s / steps for s in range(steps)]
+        assert list(data["a"][0]) == list(range(steps))
+        assert list(data["a"][1]) == [float(s) for s in range(steps)]
+        assert list(data["b"][1]) == [index + s / steps for s in range(steps)]
         assert record.metrics["a"].count == steps
         notes = [(n.step, n.text) for n in store.notes(record.id)]
         assert notes == [(s, f"note {s}") for s in range(0, steps, 500)]
@@ -448,8 +448,8 @@ def _check_exactly_once(store_url: str, run_id: str, steps: int) -> None:
     store = SqlStore(store_url)
     record = store.get_run(run_id)
     data = store.history(run_id)
-    assert data["x"][0] == list(range(steps))
-    assert data["x"][1] == [float(s) for s in range(steps)]
+    assert list(data["x"][0]) == list(range(steps))
+    assert list(data["x"][1]) == [float(s) for s in range(steps)]
     y = data["y"][1]
     assert all(math.isnan(y[s]) if s % 7 == 0 else y[s] == -s for s in range(steps))
     assert record.metrics["x"].count == steps
