@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ._config import Settings
 from ._notebook import DEFAULT_EXPERIMENT, Notebook
 from ._run import Run
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 _default: Notebook | None = None
 _default_lock = threading.Lock()

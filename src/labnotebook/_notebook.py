@@ -7,20 +7,21 @@ import time
 import uuid
 import warnings
 from collections.abc import Mapping
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from . import _process
 from ._config import Settings
 from ._errors import StoreError, ValidationError
-from ._frames import history_frame, runs_frame
 from ._run import Run
 from ._spool import Spool, read_spool_file, spool_files
 from ._store import open_store
 from ._store.base import Batch, RunCreate, RunRecord, Store
 from ._store.sql import SqlStore
 from ._values import check_key, check_name, check_step, check_tags, to_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +179,8 @@ class Notebook:
             descending=descending,
             limit=limit,
         )
+        from ._frames import runs_frame
+
         return runs_frame(records, time.time())
 
     def history(
@@ -207,12 +210,16 @@ class Notebook:
             data = self.store.history(run_id, keys, start, stop, with_time=with_time)
         else:
             data = self.store.history(run_id, keys, start, stop)
+        from ._frames import history_frame
+
         return history_frame(
             data, keys if keys is not None else sorted(data), with_time
         )
 
     def experiments(self) -> pd.DataFrame:
         """All experiments with their number of runs."""
+        import pandas as pd
+
         rows = self.store.experiments()
         frame = pd.DataFrame(
             [(e.name, e.run_count, e.created_at) for e in rows],
