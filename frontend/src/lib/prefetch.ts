@@ -7,8 +7,15 @@ const MAX_AGE_MS = 5000
 
 const cache = new Map<string, { promise: Promise<unknown>; at: number }>()
 
+/** Drop answers nobody took in time (a page left before its charts asked). */
+function prune(): void {
+  const now = Date.now()
+  for (const [key, entry] of cache) if (now - entry.at >= MAX_AGE_MS) cache.delete(key)
+}
+
 /** Start `load` under `key` unless a fresh request for it is already waiting. */
 export function prefetch<T>(key: string, load: () => Promise<T>): Promise<T> {
+  prune()
   const entry = cache.get(key)
   if (entry && Date.now() - entry.at < MAX_AGE_MS) return entry.promise as Promise<T>
   const promise = load()
