@@ -31,7 +31,8 @@ afterEach(() => vi.unstubAllGlobals())
 describe('useRunEvents', () => {
   it('hands over the changes of many events at once and resumes from the cursor', async () => {
     const { urls, signals } = serveStream([
-      'retry: 500\n\nid: c1\nevent: runs\ndata: {"runs":[{"id":"a","updated_at":1,"status":"running"}],"cursor":"c1"}\n\n',
+      'retry: 500\n\nid: c1\nevent: runs\n' +
+        'data: {"runs":[{"id":"a","updated_at":1,"status":"running"}],"cursor":"c1"}\n\n',
       'id: c2\nevent: runs\ndata: {"runs":[{"id":"a","updated_at":2,"status":"finished"},',
       '{"id":"b","updated_at":2,"status":"running"}],"cursor":"c2"}\n\n',
       'id: c3\nevent: end\ndata: {"cursor":"c3"}\n\n',
