@@ -7,6 +7,7 @@ variable, or from its default, in that order. The environment is read once, when
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -18,6 +19,9 @@ import platformdirs
 from ._errors import ValidationError
 
 ENV_PREFIX = "LABNOTEBOOK_"
+CONSOLE_MODES = ("auto", "on", "off")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def default_home() -> Path:
@@ -47,6 +51,24 @@ class Settings:
     buffer_limit: int = 1_000_000
     #: Seconds to wait between attempts to reach a failing store.
     retry_interval: float = 2.0
+    #: Folder of the artifact store (files, images, checkpoints); default
+    #: ``<home>/artifacts``. For a tracking server it is the local cache of uploads.
+    artifacts: str = ""
+    #: Largest file, in bytes, that may be attached to a run.
+    max_artifact_size: int = 10 * 2**30
+    #: Record the git commit, branch, remote, dirty flag and diff at start.
+    capture_code: bool = True
+    #: Record Python, platform, installed packages and hardware at start.
+    capture_environment: bool = True
+    #: Largest uncommitted diff, in bytes, recorded by ``capture_code``.
+    max_diff_size: int = 1_000_000
+    #: Copy stdout and stderr to the run: ``auto`` (scripts yes, notebooks no),
+    #: ``on`` or ``off``.
+    capture_console: str = "auto"
+    #: Most bytes of console output kept per run and process.
+    console_limit: int = 10_000_000
+    #: Seconds between samples of CPU, memory, disk, network and GPU use; 0 is off.
+    system_metrics_interval: float = 10.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -65,6 +87,33 @@ class Settings:
             raise ValidationError(
                 f"setting buffer_limit={self.buffer_limit!r} must be an integer >= 1000"
             )
+        for name in ("max_artifact_size", "max_diff_size", "console_limit"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise ValidationError(
+                    f"setting {name}={value!r} must be a whole number of bytes >= 0"
+                )
+        for name in ("capture_code", "capture_environment"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValidationError(
+                    f"setting {name}={getattr(self, name)!r} must be True or False"
+                )
+        if self.capture_console not in CONSOLE_MODES:
+            raise ValidationError(
+                f"setting capture_console={self.capture_console!r} must be one of "
+                f"{', '.join(CONSOLE_MODES)}"
+            )
+        interval = self.system_metrics_interval
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not math.isfinite(interval)
+            or not (interval == 0 or interval >= 0.1)
+        ):
+            raise ValidationError(
+                f"setting system_metrics_interval={interval!r} must be 0 (off) or a "
+                "number of seconds >= 0.1"
+            )
 
     @property
     def home_path(self) -> Path:
@@ -80,6 +129,11 @@ class Settings:
     @property
     def spool_dir(self) -> Path:
         return self.home_path / "spool"
+
+    @property
+    def artifacts_path(self) -> Path:
+        """The artifact store folder, defaulting to ``<home>/artifacts``."""
+        return Path(self.artifacts) if self.artifacts else self.home_path / "artifacts"
 
     @classmethod
     def from_env(
@@ -108,6 +162,15 @@ class Settings:
 
 def _parse(name: str, raw: str, type_: Any) -> Any:
     kind = str(type_)
+    if kind == "bool":
+        if raw.strip().lower() in _TRUE:
+            return True
+        if raw.strip().lower() in _FALSE:
+            return False
+        raise ValidationError(
+            f"environment variable {ENV_PREFIX}{name.upper()}={raw!r} is not a "
+            f"valid bool; use one of {', '.join(_TRUE + _FALSE)}"
+        )
     try:
         if kind == "float":
             return float(raw)

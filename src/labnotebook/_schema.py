@@ -114,6 +114,52 @@ notes = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
 )
 
+# Files, folders, images and checkpoints of a run. The bytes live in the artifact
+# store under their sha256 (content-addressed, so equal files are stored once);
+# ``name`` is a label only and never becomes a path. A folder's row points to a
+# JSON manifest blob listing its files. A row is written only after its blob is
+# complete, so a listed artifact can always be read.
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "run_id",
+        sa.String(32),
+        sa.ForeignKey("runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("step", sa.BigInteger),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("media_type", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("meta", Json, nullable=False),
+    sa.Index("ix_artifacts_run_kind_name", "run_id", "kind", "name", "step"),
+    sa.Index("ix_artifacts_sha256", "sha256"),
+)
+
+ARTIFACT_KINDS = ("file", "folder", "image", "checkpoint")
+
+# Console output (stdout and stderr) of a run, in chunks in the order written.
+console = sa.Table(
+    "console",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "run_id",
+        sa.String(32),
+        sa.ForeignKey("runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("stream", sa.String(8), nullable=False),
+    sa.Column("time", sa.Double, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Index("ix_console_run_id", "run_id", "id"),
+)
+
 # Ids of applied batches, so that a batch sent twice is applied once.
 batches = sa.Table(
     "batches",

@@ -37,6 +37,20 @@ class RunCreate:
 
 
 @dataclass
+class ArtifactCreate:
+    """One artifact row to write; its blob is already in the artifact store."""
+
+    kind: str
+    name: str
+    step: int | None
+    size: int
+    sha256: str
+    media_type: str
+    created_at: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Batch:
     """One all-or-nothing write for one run."""
 
@@ -47,6 +61,10 @@ class Batch:
     points: dict[str, Columns] = field(default_factory=dict)
     fields: list[tuple[int, float, dict[str, Any]]] = field(default_factory=list)
     notes: list[tuple[float, int | None, str]] = field(default_factory=list)
+    #: Artifact rows (see :class:`ArtifactCreate`) whose blobs are already stored.
+    artifacts: list[ArtifactCreate] = field(default_factory=list)
+    #: Console output chunks: (time, "stdout" or "stderr", text).
+    console: list[tuple[float, str, str]] = field(default_factory=list)
     status: str | None = None
     ended_at: float | None = None
     error: str | None = None
@@ -63,6 +81,8 @@ class Batch:
             or self.points
             or self.fields
             or self.notes
+            or self.artifacts
+            or self.console
             or self.status
             or self.heartbeat is not None
         )
@@ -79,8 +99,9 @@ class Batch:
         data: dict[str, Any] = {
             f.name: getattr(self, f.name)
             for f in dataclass_fields(self)
-            if f.name not in ("create", "points")
+            if f.name not in ("create", "points", "artifacts")
         }
+        data["artifacts"] = [asdict(a) for a in self.artifacts]
         data["create"] = asdict(self.create) if self.create is not None else None
         data["points"] = {
             key: {
@@ -98,7 +119,10 @@ class Batch:
         data = json.loads(text)
         create = data.pop("create", None)
         points = data.pop("points", {})
+        artifacts = data.pop("artifacts", [])
         batch = cls(**data)
+        batch.artifacts = [ArtifactCreate(**a) for a in artifacts]
+        batch.console = [(float(t), str(s), str(text)) for t, s, text in batch.console]
         if create is not None:
             batch.create = RunCreate(**create)
         batch.points = {key: _unpack_columns(cols) for key, cols in points.items()}
@@ -185,6 +209,39 @@ class Note:
     step: int | None
     created_at: float
     updated_at: float
+    text: str
+
+
+@dataclass
+class Artifact:
+    """A file, folder, image or checkpoint of a run, as stored.
+
+    ``kind`` is ``file``, ``folder``, ``image`` or ``checkpoint``; ``name`` is a
+    label, never a path; ``sha256`` names the bytes in the artifact store (for a
+    folder, its JSON manifest); ``meta`` holds kind-specific details such as an
+    image's width and height.
+    """
+
+    id: int
+    run_id: str
+    kind: str
+    name: str
+    step: int | None
+    size: int
+    sha256: str
+    media_type: str
+    created_at: float
+    meta: dict[str, Any]
+
+
+@dataclass
+class ConsoleChunk:
+    """A piece of a run's console output."""
+
+    id: int
+    run_id: str
+    stream: str
+    time: float
     text: str
 
 
