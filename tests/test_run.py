@@ -292,6 +292,24 @@ def test_nul_characters_are_rejected_on_every_store(
         call(notebook)
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda nb: nb.start(params={"a": "x\ud800y"}),
+        lambda nb: nb.start(params={"k\udcff": 1}),
+        lambda nb: nb.start(name="run \ud800"),
+        lambda nb: nb.start(tags=["t\udc80"]),
+        lambda nb: nb.start().log(x=1, fields={"f": "\ud800"}),
+        lambda nb: nb.start().note("lone \udfff surrogate"),
+    ],
+)
+def test_lone_surrogates_are_rejected_on_every_store(
+    notebook: Notebook, call: Any
+) -> None:
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        call(notebook)
+
+
 def test_history_step_range_and_extreme_steps(notebook: Notebook) -> None:
     top = 2**63 - 1
     with notebook.start() as run:

@@ -99,4 +99,7 @@ def host_info() -> dict[str, Any]:
             command += f" {session}"
     else:
         command = " ".join([sys.executable, *sys.argv])
+    # Arguments that were not valid in the file system encoding arrive as lone
+    # surrogates, which no database stores: keep them as visible escapes.
+    command = command.encode("utf-8", "backslashreplace").decode("utf-8")
     return {"host": socket.gethostname(), "pid": os.getpid(), "command": command}

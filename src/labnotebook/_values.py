@@ -59,6 +59,7 @@ def check_name(value: object, what: str, limit: int = MAX_NAME_LENGTH) -> str:
             f"{what} {_short(value)} contains a control character (newline, tab, NUL "
             "...); use printable characters only"
         )
+    _check_encodable(value, what)
     return value
 
 
@@ -206,7 +207,20 @@ def _check_text(value: str, what: str) -> str:
             f"{what} contains a NUL character (\\x00), which databases cannot store "
             "in text; remove it or encode the value (e.g. base64)"
         )
+    _check_encodable(value, what)
     return value
+
+
+def _check_encodable(value: str, what: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"{what} {_short(value)} contains a lone surrogate "
+            f"({value[exc.start]!r} at position {exc.start}), which is not valid "
+            "Unicode and cannot be stored; decode bytes with errors='replace' or "
+            "remove it"
+        ) from None
 
 
 def check_text(value: object, what: str, limit: int) -> str:

@@ -136,6 +136,9 @@ def _valid() -> dict[str, Any]:
         ({"fields": [[0, 1.0, "x"]]}, "invalid_value"),
         ({"notes": [[1.0, None, 5]]}, "invalid_value"),
         ({"notes": [[1.0, None, "a\x00b"]]}, "invalid_value"),
+        ({"notes": [[1.0, None, "a\ud800b"]]}, "invalid_value"),
+        ({"error": "lone \udcff"}, "invalid_value"),
+        ({"fields": [[0, 1.0, {"f": "\ud800"}]]}, "invalid_value"),
     ],
 )
 def test_bad_batches_are_refused_with_422(
@@ -154,6 +157,9 @@ def test_bad_batches_are_refused_with_422(
         {"pid": "12"},
         {"started_at": None},
         {"params": {"s": "a\x00"}},
+        {"params": {"s": "a\ud800"}},
+        {"command": "python \udcff.py"},
+        {"name": "run \udc80"},
         {"colour": "red"},
         {"environment": 3},
     ],
