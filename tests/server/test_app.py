@@ -14,7 +14,7 @@ import requests
 from servertools import TOKEN, make_app
 
 from labnotebook._errors import ValidationError
-from labnotebook.server import ServerConfig, create_app, serve
+from labnotebook.server import ServerConfig, create_app, dashboard, serve
 from labnotebook.server._serve import is_loopback
 
 
@@ -82,11 +82,31 @@ def test_the_dashboard_is_served_with_history_fallback(
     page = client.get("/")
     assert page.data == b"<html>dash</html>"
     assert page.headers["Cache-Control"] == "no-cache"
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert client.get("/runs/abc?x=1").data == b"<html>dash</html>"
     asset = client.get("/assets/app-1234.js")
     assert asset.mimetype in ("text/javascript", "application/javascript")
     assert "immutable" in asset.headers["Cache-Control"]
     assert client.get("/../../etc/passwd").data == b"<html>dash</html>"
+
+
+def test_a_rebuilt_dashboard_is_served_without_a_restart(tmp_path: Path) -> None:
+    build = dashboard._BuildIndex(tmp_path)
+    assert build.files() == {}
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "app-1.js").write_text("1")
+    (tmp_path / "index.html").write_text("<html>1</html>")
+    assert set(build.files()) == {"index.html", "assets/app-1.js"}
+
+    (tmp_path / "assets" / "app-1.js").unlink()
+    (tmp_path / "assets" / "app-2.js").write_text("2")
+    page = tmp_path / "index.html"
+    page.write_text("<html>2</html>")
+    stat = page.stat()
+    os.utime(page, (stat.st_atime, stat.st_mtime + 5))
+    assert set(build.files()) == {"index.html", "assets/app-2.js"}
 
 
 def test_without_a_built_dashboard_the_page_says_how_to_build_it(

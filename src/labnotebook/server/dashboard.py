@@ -1,13 +1,16 @@
 """The dashboard: the built Vue app in ``labnotebook/static``, with history fallback.
 
-Files are served from an index built when the app starts: a request path is looked
-up in it and never turned into a filesystem path. Paths under ``/api/`` that match
-no route answer a JSON 404 (whatever the method), never the dashboard page.
+Files are served from an index of the build folder: a request path is looked up in
+it and never turned into a filesystem path. The index is made again when the build's
+``index.html`` changes, so rebuilding the dashboard under a running server works.
+Paths under ``/api/`` that match no route answer a JSON 404 (whatever the method),
+never the dashboard page.
 """
 
 from __future__ import annotations
 
 import mimetypes
+import threading
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app
@@ -27,6 +30,15 @@ NOT_BUILT = (
 )
 
 
+#: Sent with the page: scripts only from the server, pictures also from ``blob:``
+#: (artifacts fetched with the token) and ``data:``, no framing by other sites.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
 def unknown_api_message(path: str) -> str:
     return f"no route {path!r}; the API is under /api/v1 (see /api/v1/openapi.json)"
 
@@ -41,7 +53,33 @@ def _index(folder: Path) -> dict[str, Path]:
     }
 
 
-_FILES = _index(STATIC)
+class _BuildIndex:
+    """The index of ``STATIC``, made again when its ``index.html`` changes."""
+
+    def __init__(self, folder: Path):
+        self._folder = folder
+        self._lock = threading.Lock()
+        self._stamp: float | None = None
+        self._files: dict[str, Path] = {}
+
+    def files(self) -> dict[str, Path]:
+        try:
+            stamp = (self._folder / "index.html").stat().st_mtime
+        except OSError:
+            stamp = None
+        with self._lock:
+            if stamp != self._stamp or (stamp is None and self._files):
+                self._files = _index(self._folder)
+                self._stamp = stamp
+            return self._files
+
+
+_BUILD = _BuildIndex(STATIC)
+
+
+def _files() -> dict[str, Path]:
+    files = current_app.extensions.get("labnotebook_static")
+    return _BUILD.files() if files is None else files
 
 
 @bp.get("/")
@@ -57,7 +95,7 @@ def asset(path: str) -> Response:
     """A file of the dashboard, or its page for the dashboard's own routes."""
     if path == "api" or path.startswith("api/"):
         raise ApiError(404, "not_found", unknown_api_message("/" + path))
-    found = current_app.extensions.get("labnotebook_static", _FILES).get(path)
+    found = _files().get(path)
     if found is None:
         return _page()
     response = _file(found)
@@ -67,15 +105,24 @@ def asset(path: str) -> Response:
 
 
 def _page() -> Response:
-    files = current_app.extensions.get("labnotebook_static", _FILES)
-    page = files.get("index.html")
+    page = _files().get("index.html")
     if page is None:
         return Response(NOT_BUILT, mimetype="text/plain")
     response = _file(page)
     response.headers["Cache-Control"] = "no-cache"
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 
 def _file(path: Path) -> Response:
     kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return Response(path.read_bytes(), mimetype=kind)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        # Removed by a rebuild between indexing and reading.
+        raise ApiError(
+            404, "not_found", "this dashboard file is gone; reload the page"
+        ) from None
+    return Response(data, mimetype=kind)
