@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -69,6 +70,10 @@ class Settings:
     console_limit: int = 10_000_000
     #: Seconds between samples of CPU, memory, disk, network and GPU use; 0 is off.
     system_metrics_interval: float = 10.0
+    #: Address of the dashboard that notebook summaries link runs to, e.g.
+    #: ``http://lab-server:5000``; default: the tracking server of an ``http(s)``
+    #: store URL, else no link.
+    dashboard_url: str = ""
 
     def __post_init__(self) -> None:
         for name in (
@@ -114,6 +119,7 @@ class Settings:
                 f"setting system_metrics_interval={interval!r} must be 0 (off) or a "
                 "number of seconds >= 0.1"
             )
+        _check_dashboard_url(self.dashboard_url)
 
     @property
     def home_path(self) -> Path:
@@ -158,6 +164,34 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _check_dashboard_url(url: object) -> None:
+    if not isinstance(url, str):
+        raise ValidationError(
+            f"setting dashboard_url={url!r} must be a string such as "
+            "'http://lab-server:5000'"
+        )
+    if not url:
+        return
+    try:
+        parts = urlsplit(url)
+        valid = parts.port is None or parts.port > 0
+    except ValueError:
+        valid = False
+    if (
+        not valid
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+        or any(c.isspace() or c in "\"'<>`" for c in url)
+    ):
+        raise ValidationError(
+            f"setting dashboard_url={url!r} must be an http:// or https:// address "
+            "without credentials, query or fragment, such as 'http://lab-server:5000'"
+        )
 
 
 def _parse(name: str, raw: str, type_: Any) -> Any:
