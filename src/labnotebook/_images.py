@@ -1,0 +1,187 @@
+"""Pictures as PNG: matplotlib figures, PIL images and numpy arrays.
+
+Arrays are read as height x width (grey), or height x width x 1, 3 or 4 channels
+(grey, RGB, RGBA). Values must already be in range: uint8 as is, other integers
+0-255, floats 0.0-1.0 (scaled by 255 and rounded), bools black and white. NaN,
+infinities and out-of-range values are refused rather than clipped, so a bug in a
+normalisation step shows up as an error instead of a quietly saturated picture.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import sys
+from typing import Any
+
+from ._errors import ValidationError
+
+#: What :func:`to_png` accepts, for error messages.
+ACCEPTED = (
+    "a matplotlib Figure, a PIL Image, or a numpy array of shape HxW, HxWx1, HxWx3 "
+    "or HxWx4 with dtype uint8, bool, another integer type (values 0-255) or a "
+    "float type (values 0.0-1.0)"
+)
+
+#: PIL modes stored as they are; others are converted (see :func:`_pil_png`).
+_PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"}
+_PIL_CONVERT = {
+    "PA": "RGBA",
+    "La": "LA",
+    "RGBa": "RGBA",
+    "RGBX": "RGB",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+    "I;16B": "I;16",
+    "I;16L": "I;16",
+}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def to_png(obj: object) -> tuple[bytes, int, int]:
+    """Encode a picture as PNG; returns the bytes, the width and the height."""
+    if _is_figure(obj):
+        data = _figure_png(obj)
+    elif _is_pil_image(obj):
+        data = _pil_png(obj)
+    elif _is_ndarray(obj):
+        data = _array_png(obj)
+    else:
+        hint = ""
+        if type(obj).__module__.split(".")[0] == "torch":
+            hint = (
+                "; convert a CxHxW tensor with t.permute(1, 2, 0).cpu().numpy() first"
+            )
+        raise ValidationError(
+            f"cannot store a {type(obj).__module__}.{type(obj).__qualname__} as an "
+            f"image; give {ACCEPTED}{hint}"
+        )
+    width, height = png_size(data)
+    return data, width, height
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's header."""
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise ValidationError("the encoded picture is not a PNG file")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+# ---------------------------------------------------------------- matplotlib
+
+
+def _is_figure(obj: object) -> bool:
+    module = sys.modules.get("matplotlib.figure")
+    return module is not None and isinstance(obj, module.Figure)
+
+
+def _figure_png(figure: Any) -> bytes:
+    # Figure.savefig draws on the figure's own canvas (Agg for PNG whatever the
+    # interactive backend), so pyplot's current figure and backend are untouched.
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------- PIL
+
+
+def _is_pil_image(obj: object) -> bool:
+    module = sys.modules.get("PIL.Image")
+    return module is not None and isinstance(obj, module.Image)
+
+
+def _pil_png(image: Any) -> bytes:
+    mode = image.mode
+    if mode in ("I", "F"):
+        # 32-bit integer and float pictures follow the array rules.
+        import numpy as np
+
+        return _array_png(np.asarray(image))
+    if mode not in _PNG_MODES:
+        image = image.convert(_PIL_CONVERT.get(mode, "RGBA"))
+    if image.width == 0 or image.height == 0:
+        raise ValidationError(
+            f"the PIL image is {image.width}x{image.height} pixels; an image needs "
+            "at least one pixel"
+        )
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------- numpy
+
+
+def _is_ndarray(obj: object) -> bool:
+    module = sys.modules.get("numpy")
+    return module is not None and isinstance(obj, module.ndarray)
+
+
+def _array_png(array: Any) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    shape = array.shape
+    described = f"shape {shape} and dtype {array.dtype}"
+    if array.ndim == 3 and shape[2] == 1:
+        array = array[:, :, 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and shape[2] in (3, 4))):
+        raise ValidationError(
+            f"cannot store an array of {described} as an image; give {ACCEPTED}"
+        )
+    if 0 in shape:
+        raise ValidationError(
+            f"the array of {described} is empty; an image needs at least one pixel"
+        )
+
+    kind = array.dtype.kind
+    if kind == "b":
+        pixels = array.astype(np.uint8) * np.uint8(255)
+    elif kind == "u" and array.dtype.itemsize == 1:
+        pixels = array
+    elif kind in "iu":
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 255:
+            raise ValidationError(
+                f"the {array.dtype} array of shape {shape} holds values from {low} "
+                f"to {high}; integer pictures need values 0-255 (scale or clip "
+                "them, e.g. np.clip(a, 0, 255).astype(np.uint8))"
+            )
+        pixels = array.astype(np.uint8)
+    elif kind == "f":
+        pixels = _float_pixels(array, described)
+    else:
+        raise ValidationError(
+            f"cannot store an array of {described} as an image; give {ACCEPTED}"
+        )
+
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _float_pixels(array: Any, described: str) -> Any:
+    import numpy as np
+
+    values = array.astype(np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        bad = int(values.size - np.count_nonzero(finite))
+        where = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValidationError(
+            f"the float array of {described} holds {bad} NaN or infinite values "
+            f"(the first at {where}); replace them, e.g. np.nan_to_num(a)"
+        )
+    low, high = float(values.min()), float(values.max())
+    if low < 0.0 or high > 1.0:
+        raise ValidationError(
+            f"the float array of {described} holds values from {low:g} to {high:g}; "
+            "float pictures need values 0.0-1.0 (scale them, or clip them with "
+            "np.clip(a, 0, 1))"
+        )
+    return np.rint(values * 255.0).astype(np.uint8)

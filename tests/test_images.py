@@ -1,0 +1,156 @@
+"""Pictures: encoding figures, PIL images and arrays as PNG, and run.image()."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from labnotebook import ValidationError
+from labnotebook._images import to_png
+
+
+def _decode(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+@pytest.mark.parametrize(
+    ("array", "mode", "pixel"),
+    [
+        (np.full((4, 6), 7, np.uint8), "L", 7),
+        (np.full((4, 6, 1), 9, np.uint8), "L", 9),
+        (np.full((4, 6, 3), (1, 2, 3), np.uint8), "RGB", (1, 2, 3)),
+        (np.full((4, 6, 4), (1, 2, 3, 4), np.uint8), "RGBA", (1, 2, 3, 4)),
+        (np.full((4, 6), 0.5, np.float32), "L", 128),
+        (np.full((4, 6, 3), (0.0, 1.0, 0.2), np.float64), "RGB", (0, 255, 51)),
+        (np.full((4, 6), 1.0, np.float16), "L", 255),
+        (np.ones((4, 6), bool), "L", 255),
+        (np.full((4, 6), 200, np.int64), "L", 200),
+    ],
+)
+def test_arrays(array: Any, mode: str, pixel: Any) -> None:
+    data, width, height = to_png(array)
+    image = _decode(data)
+    assert (width, height) == (6, 4) == image.size
+    assert image.mode == mode
+    assert image.getpixel((5, 3)) == pixel
+
+
+def test_array_orientation_is_rows_by_columns() -> None:
+    array = np.zeros((2, 3), np.uint8)
+    array[0, 2] = 255  # first row, last column
+    image = _decode(to_png(array)[0])
+    assert image.getpixel((2, 0)) == 255
+    assert image.getpixel((0, 1)) == 0
+
+
+def test_non_contiguous_array() -> None:
+    array = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)[:, ::2, :]
+    image = _decode(to_png(array)[0])
+    assert np.array_equal(np.asarray(image), array)
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((4, 6, 2), np.uint8), r"shape \(4, 6, 2\)"),
+        (np.zeros((1, 4, 6, 3), np.uint8), r"shape \(1, 4, 6, 3\)"),
+        (np.zeros(5, np.uint8), r"shape \(5,\)"),
+        (np.zeros((4, 6), np.complex64), "dtype complex64"),
+        (np.zeros((4, 6), object), "dtype object"),
+        (np.zeros((0, 6), np.uint8), "empty"),
+        (np.zeros((4, 0, 3), np.uint8), "empty"),
+        (np.full((4, 6), 1.5), r"values from 1\.5 to 1\.5.*0\.0-1\.0"),
+        (np.full((4, 6), -0.1), "np.clip"),
+        (np.full((4, 6), 300, np.int32), "values from 300 to 300.*0-255"),
+        (
+            np.array([[0.1, np.nan]]),
+            r"1 NaN or infinite values \(the first at \(0, 1\)\)",
+        ),
+        (np.array([[np.inf, 0.1]]), "NaN or infinite"),
+    ],
+)
+def test_bad_arrays(array: Any, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        to_png(array)
+
+
+def test_bad_array_message_lists_what_is_accepted() -> None:
+    with pytest.raises(ValidationError) as caught:
+        to_png(np.zeros((4, 6, 2), np.uint8))
+    assert "HxW, HxWx1, HxWx3 or HxWx4" in str(caught.value)
+    assert "uint8" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["picture.png", [[0, 1]], None, 3])
+def test_other_objects_are_refused(value: Any) -> None:
+    with pytest.raises(ValidationError, match="as an image; give a matplotlib Figure"):
+        to_png(value)
+
+
+def test_torch_tensor_gets_a_hint() -> None:
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValidationError, match=r"permute\(1, 2, 0\)"):
+        to_png(torch.zeros(3, 4, 4))
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("1", "1"),
+        ("L", "L"),
+        ("LA", "LA"),
+        ("P", "P"),
+        ("RGB", "RGB"),
+        ("RGBA", "RGBA"),
+        ("CMYK", "RGB"),
+        ("YCbCr", "RGB"),
+        ("HSV", "RGB"),
+        ("I;16", "I;16"),
+        ("PA", "RGBA"),
+    ],
+)
+def test_pil_modes(mode: str, expected: str) -> None:
+    image = Image.new(mode, (5, 3))
+    data, width, height = to_png(image)
+    decoded = _decode(data)
+    assert (width, height) == (5, 3)
+    assert decoded.mode == expected
+
+
+def test_pil_float_image_follows_the_float_rule() -> None:
+    image = Image.fromarray(np.full((3, 5), 0.5, np.float32))
+    assert image.mode == "F"
+    assert _decode(to_png(image)[0]).getpixel((0, 0)) == 128
+    with pytest.raises(ValidationError, match=r"0\.0-1\.0"):
+        to_png(Image.fromarray(np.full((3, 5), 2.0, np.float32)))
+
+
+def test_figure_without_pyplot() -> None:
+    figure = Figure(figsize=(2, 1), dpi=50)
+    figure.add_subplot().plot([0, 1], [1, 0])
+    data, width, height = to_png(figure)
+    assert (width, height) == (100, 50) == _decode(data).size
+
+
+def test_figure_from_pyplot_leaves_pyplot_alone() -> None:
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = plt.figure(figsize=(1, 1), dpi=40)
+    second = plt.figure(figsize=(2, 2), dpi=40)
+    before = (plt.get_fignums(), plt.gcf(), matplotlib.get_backend())
+    try:
+        _, width, height = to_png(first)
+        assert (width, height) == (40, 40)
+        assert (plt.get_fignums(), plt.gcf(), matplotlib.get_backend()) == before
+    finally:
+        plt.close(first)
+        plt.close(second)
