@@ -58,6 +58,7 @@ def start(
     experiment: str = DEFAULT_EXPERIMENT,
     params: Mapping[str, Any] | Any = None,
     tags: list[str] | str | None = None,
+    system_metrics: bool = True,
 ) -> Run:
     """Start a run in the default store.
 
@@ -65,8 +66,16 @@ def start(
     experiment: the experiment that groups this run (created if new).
     params: hyperparameters, any JSON-compatible dict (numpy values converted).
     tags: a tag or list of tags.
+    system_metrics: sample CPU, memory, disk, network and GPU use as ``sys/...``
+        metrics while the run is active (every ``system_metrics_interval`` s).
     """
-    return current().start(name, experiment=experiment, params=params, tags=tags)
+    return current().start(
+        name,
+        experiment=experiment,
+        params=params,
+        tags=tags,
+        system_metrics=system_metrics,
+    )
 
 
 def get_run(run_id: str) -> Run:

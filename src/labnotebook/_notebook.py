@@ -7,15 +7,18 @@ import time
 import uuid
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from . import _process
+from . import _jupyter, _process
+from ._artifacts import BlobStore
 from ._config import Settings
+from ._environment import capture
 from ._errors import StoreError, ValidationError
 from ._run import Run
 from ._spool import Spool, read_spool_file, spool_files
 from ._store import open_store
-from ._store.base import Batch, RunCreate, RunRecord, Store
+from ._store.base import Artifact, Batch, RunCreate, RunRecord, Store
 from ._store.sql import SqlStore
 from ._values import check_key, check_name, check_step, check_tags, to_json
 
@@ -37,10 +40,15 @@ class Notebook:
 
     def __init__(self, settings: Settings | None = None, store: Store | None = None):
         self.settings = settings or Settings.from_env()
+        #: The local artifact store: every attached file's bytes land here first.
+        self.blobs = BlobStore(
+            self.settings.artifacts_path, self.settings.max_artifact_size
+        )
         self.store = store or open_store(
             self.settings.store_url,
             token=self.settings.token,
             crash_timeout=self.settings.crash_timeout,
+            blobs=self.blobs,
         )
 
     def __repr__(self) -> str:
@@ -62,8 +70,13 @@ class Notebook:
         experiment: str = DEFAULT_EXPERIMENT,
         params: Mapping[str, Any] | Any = None,
         tags: list[str] | str | None = None,
+        system_metrics: bool = True,
     ) -> Run:
         """Start a run and return it (use it as a context manager)."""
+        if not isinstance(system_metrics, bool):
+            raise ValidationError(
+                f"system_metrics must be True or False, got {system_metrics!r}"
+            )
         run_id = uuid.uuid4().hex
         name = f"run-{run_id[:6]}" if name is None else check_name(name, "run name")
         experiment = check_name(experiment, "experiment name")
@@ -73,12 +86,15 @@ class Notebook:
                 f"params must be a dict (or an object convertible to one), got "
                 f"{type(params).__name__}"
             )
+        # In IPython: a cell run again ends the runs it started the last time.
+        cells = _jupyter.before_start()
         create = RunCreate(
             experiment=experiment,
             name=name,
             params=converted,
             tags=check_tags(tags),
             started_at=time.time(),
+            environment=self._capture(),
             **_process.host_info(),
         )
         first = Batch(run_id=run_id, create=create)
@@ -109,12 +125,28 @@ class Notebook:
             pid=create.pid,
             command=create.command,
             error=None,
-            environment=None,
+            environment=create.environment,
             metrics={},
         )
         run = Run(self, run_id, record)
         run._activate(pending)
+        if cells is not None:
+            cells.started(run)
+        if system_metrics:
+            run._sample_system()
         return run
+
+    def _capture(self) -> dict[str, Any] | None:
+        """The code and environment to record, as the settings ask."""
+        code = self.settings.capture_code
+        environment = self.settings.capture_environment
+        if not (code or environment):
+            return None
+        return capture(
+            code=code,
+            environment=environment,
+            max_diff_size=self.settings.max_diff_size,
+        )
 
     def new_spool(self, run_id: str) -> Spool:
         return Spool(self.settings.spool_dir, run_id, self.store.url)
@@ -194,7 +226,8 @@ class Notebook:
     ) -> pd.DataFrame:
         """Metric values of one run as a DataFrame indexed by step.
 
-        keys: one key or a list of keys (default: all of the run's metrics).
+        keys: one key or a list of keys (default: all of the run's metrics but the
+            ``sys/...`` system metrics, which are read when named).
         start, stop: only steps in ``[start, stop)``.
         with_time: add a ``<key>.time`` column of wall times (epoch seconds).
         """
@@ -210,6 +243,9 @@ class Notebook:
             data = self.store.history(run_id, keys, start, stop, with_time=with_time)
         else:
             data = self.store.history(run_id, keys, start, stop)
+        if keys is None:
+            # System metrics count samples, not training steps: only on request.
+            data = {k: v for k, v in data.items() if not k.startswith("sys/")}
         from ._frames import history_frame
 
         return history_frame(
@@ -227,6 +263,176 @@ class Notebook:
         )
         frame["created_at"] = pd.to_datetime(frame["created_at"], unit="s", utc=True)
         return frame
+
+    def artifacts(
+        self, run_id: str, *, kind: str | None = None, name: str | None = None
+    ) -> list[Artifact]:
+        """A run's artifacts, oldest first (optionally of one kind or name)."""
+        from ._artifacts import check_artifact_name
+        from ._schema import ARTIFACT_KINDS
+
+        if kind is not None and kind not in ARTIFACT_KINDS:
+            raise ValidationError(
+                f"artifact kind {kind!r} is not one of {ARTIFACT_KINDS}"
+            )
+        if name is not None:
+            check_artifact_name(name)
+        return self.store.list_artifacts(run_id, kind=kind, name=name)
+
+    def find_artifact(
+        self, run_id: str, name: str, *, step: int | None = None
+    ) -> Artifact:
+        """The artifact ``name`` of a run: at ``step``, else the latest by step
+        then time. NotFoundError if there is none.
+        """
+        from ._errors import NotFoundError
+
+        if step is not None:
+            step = check_step(step)
+        found = self.artifacts(run_id, name=name)
+        if step is not None:
+            found = [a for a in found if a.step == step]
+        if not found:
+            at = "" if step is None else f" at step {step}"
+            raise NotFoundError(
+                f"run {run_id[:8]} has no artifact named {name!r}{at}; list them "
+                "with run.artifacts()"
+            )
+        return max(
+            found,
+            key=lambda a: (-1 if a.step is None else a.step, a.created_at, a.id),
+        )
+
+    def open_artifact(
+        self, run_id: str, name: str, *, step: int | None = None
+    ) -> BinaryIO:
+        """A file artifact's bytes as a binary file object (close it when done)."""
+        artifact = self.find_artifact(run_id, name, step=step)
+        if artifact.kind == "folder":
+            raise ValidationError(
+                f"artifact {name!r} is a folder; copy it with "
+                "download_artifact(run_id, name, dest)"
+            )
+        return self._open_blob(artifact.run_id, artifact.sha256)
+
+    def read_artifact(
+        self, run_id: str, name: str, *, step: int | None = None
+    ) -> bytes:
+        """A file artifact's bytes."""
+        with self.open_artifact(run_id, name, step=step) as f:
+            return f.read()
+
+    def download_artifact(
+        self, run_id: str, name: str, dest: str | Path, *, step: int | None = None
+    ) -> Path:
+        """Copy an artifact to ``dest``; returns the path written.
+
+        A file goes to ``dest``, or into it (under its name) when ``dest`` is an
+        existing folder; a folder's tree is restored under ``dest``.
+        """
+        from ._artifacts import (
+            check_artifact_name,
+            parse_manifest,
+            restore_folder,
+            write_verified,
+        )
+
+        if not isinstance(dest, str | Path) or not str(dest):
+            raise ValidationError(
+                f"dest must be a file or folder path, got {type(dest).__name__}"
+            )
+        target = Path(dest)
+        artifact = self.find_artifact(run_id, name, step=step)
+        if artifact.kind == "folder":
+            if target.exists() and not target.is_dir():
+                raise ValidationError(
+                    f"{str(target)!r} is a file; artifact {name!r} is a folder, so "
+                    "give a folder path (it is created if missing)"
+                )
+            with self._open_blob(artifact.run_id, artifact.sha256) as f:
+                entries = parse_manifest(f.read())
+            target.mkdir(parents=True, exist_ok=True)
+            restore_folder(
+                entries, target, lambda sha: self._open_blob(artifact.run_id, sha)
+            )
+            return target
+
+        if target.is_dir():
+            target = target / check_artifact_name(artifact.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._open_blob(artifact.run_id, artifact.sha256) as f:
+            write_verified(f, target, artifact.sha256)
+        return target
+
+    def _open_blob(self, run_id: str, sha256: str) -> BinaryIO:
+        # The local artifact store holds what this machine attached (and is the
+        # store's own for SQL stores); anything else comes through the store.
+        if self.blobs.has(sha256):
+            return self.blobs.open(sha256)
+        return self.store.open_blob(run_id, sha256)
+
+    def load_checkpoint(
+        self,
+        run_id: str,
+        step: int | None = None,
+        name: str = "model",
+        *,
+        allow_pickle: bool = False,
+        map_location: Any = None,
+        dest: str | Path | None = None,
+    ) -> Any:
+        """A run's checkpoint, read back: the latest one unless ``step`` is given.
+
+        Returns a torch checkpoint as what ``torch.load(weights_only=True)`` gives
+        (a state dict for a module), a numpy one as an array (or a dict of
+        arrays), bytes as bytes, a file as the Path of a copy in ``dest`` and a
+        folder as ``dest`` with the folder's files restored under it. ``dest`` is
+        a folder (default: a new temporary folder).
+
+        allow_pickle: let torch unpickle arbitrary objects; only for checkpoints
+            you trust, since unpickling runs code stored in the file.
+        map_location: passed to ``torch.load`` (e.g. ``"cpu"``).
+        """
+        from ._checkpoints import load
+
+        return load(
+            self,
+            run_id,
+            step,
+            name,
+            allow_pickle=allow_pickle,
+            map_location=map_location,
+            dest=dest,
+        )
+
+    def prune_checkpoints(
+        self,
+        run_id: str,
+        name: str = "model",
+        *,
+        keep_last: int = 1,
+        keep_best: int = 0,
+        metric: str | None = None,
+        mode: str = "min",
+    ) -> list[Artifact]:
+        """Delete a run's checkpoints but the latest and the best; returns the
+        deleted ones. Blobs no artifact uses any more are removed.
+
+        keep_last: keep this many checkpoints with the highest steps.
+        keep_best: also keep this many with the best ``metric`` value logged at
+            their step (``mode`` ``"min"``: lowest is best, ``"max"``: highest).
+        """
+        from ._checkpoints import prune
+
+        return prune(
+            self,
+            run_id,
+            name,
+            keep_last=keep_last,
+            keep_best=keep_best,
+            metric=metric,
+            mode=mode,
+        )
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run and everything logged to it."""

@@ -6,16 +6,19 @@ KeyboardInterrupt); a run whose heartbeat stops is shown as ``crashed``.
 
 from __future__ import annotations
 
+import io
 import struct
 import threading
 import time
 import traceback
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
+from ._console import ConsoleCapture, should_capture
 from ._errors import LabnotebookError, ValidationError
-from ._store.base import Batch, Note, RunRecord, Summary
+from ._store.base import Artifact, ArtifactCreate, Batch, Note, RunRecord, Summary
 from ._values import (
     MAX_FIELDS_BYTES,
     MAX_NOTE_LENGTH,
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ._notebook import Notebook
+    from ._sysmetrics import SystemSampler
 
 #: A set of metric keys and the packer of their values (little-endian float64).
 _KeySet = tuple[tuple[str, ...], struct.Struct]
@@ -64,7 +68,10 @@ class Run:
         self._keys: dict[tuple[str, ...], _KeySet] = {}
         self._last_keys: _KeySet = ((), struct.Struct("<0d"))
         self._lock = threading.Lock()
+        self._sampler: SystemSampler | None = None
+        self._system_keys: dict[tuple[str, ...], _KeySet] = {}
         self._final_status: str | None = None
+        self._console: ConsoleCapture | None = None
 
     # --------------------------------------------------------------- reading
 
@@ -101,6 +108,20 @@ class Run:
         return self.record.tags
 
     @property
+    def environment(self) -> dict[str, Any]:
+        """The code and environment captured at start (empty if none was captured).
+
+        Keys: ``code``, ``python``, ``platform``, ``packages``, ``host``; see
+        docs/environment.md.
+        """
+        environment = dict(self.record.environment or {})
+        packages = environment.get("packages")
+        if isinstance(packages, dict):
+            # PostgreSQL's JSONB does not keep the order of keys.
+            environment["packages"] = dict(sorted(packages.items()))
+        return environment
+
+    @property
     def status(self) -> str:
         """``running``, ``finished``, ``failed``, ``killed`` or ``crashed``."""
         if self._final_status is not None:
@@ -130,6 +151,59 @@ class Run:
         """The run's notes, oldest first."""
         self.flush()
         return self._notebook.store.notes(self.id)
+
+    def artifacts(
+        self, kind: str | None = None, name: str | None = None
+    ) -> list[Artifact]:
+        """The run's artifacts, oldest first.
+
+        kind: only ``file``, ``folder``, ``image`` or ``checkpoint`` artifacts.
+        name: only artifacts with this name.
+        """
+        self.flush()
+        return self._notebook.artifacts(self.id, kind=kind, name=name)
+
+    def read_artifact(self, name: str, step: int | None = None) -> bytes:
+        """The bytes of the artifact ``name`` (the latest one unless ``step``)."""
+        self.flush()
+        return self._notebook.read_artifact(self.id, name, step=step)
+
+    def open_artifact(self, name: str, step: int | None = None) -> BinaryIO:
+        """The artifact ``name`` as a binary file object to read (and close)."""
+        self.flush()
+        return self._notebook.open_artifact(self.id, name, step=step)
+
+    def download_artifact(
+        self, name: str, dest: str | Path, step: int | None = None
+    ) -> Path:
+        """Copy the artifact ``name`` to ``dest``; returns the path written.
+
+        A file goes to ``dest``, or into it when ``dest`` is a folder; a folder's
+        tree is restored under ``dest``.
+        """
+        self.flush()
+        return self._notebook.download_artifact(self.id, name, dest, step=step)
+
+    # -------------------------------------------------------------- notebooks
+
+    def display(self) -> None:
+        """Show the run's summary in a Jupyter notebook, updated live while active.
+
+        Same as ending a cell with ``run``; see docs/jupyter.md.
+        """
+        from ._jupyter import display
+
+        display(self)
+
+    def _ipython_display_(self) -> None:
+        from ._jupyter import display
+
+        display(self)
+
+    def _repr_html_(self) -> str:
+        from ._jupyter import summary_html
+
+        return summary_html(self)
 
     # --------------------------------------------------------------- logging
 
@@ -232,16 +306,291 @@ class Run:
             f"run {self.id[:8]} was opened for reading; call run.resume() to log to it"
         )
 
-    def note(self, text: str, *, step: int | None = None) -> None:
-        """Add a Markdown note to the run (stored with the next flush)."""
+    def _log_system(self, step: int, values: Mapping[str, float]) -> None:
+        """Log sampled system metrics at ``step`` of the sampler's own counter.
+
+        Unlike :meth:`log`, this never moves the training step; the keys come from
+        the sampler and are trusted.
+        """
+        append = self._buffer_append
+        if append is None:
+            return
+        keys = tuple(values)
+        known = self._system_keys.get(keys)
+        if known is None:
+            if len(self._system_keys) >= MAX_KEY_SETS:
+                self._system_keys.clear()
+            known = (keys, struct.Struct(f"<{len(keys)}d"))
+            self._system_keys[keys] = known
+        append((step, _now(), known[0], known[1].pack(*values.values()), None))
+
+    def note(
+        self, text: str, *, step: int | None = None, images: Any = None
+    ) -> None:
+        """Add a Markdown note to the run (stored with the next flush).
+
+        step: the step the note belongs to, if any.
+        images: pictures shown below the text: a list of pictures (named
+            ``note-1``, ``note-2``, ...) or of (name, picture) pairs, or a dict of
+            names to pictures; each is stored as an image (see :meth:`image`).
+        """
         check_text(text, "a note", MAX_NOTE_LENGTH)
         if step is not None:
             step = check_step(step)
         if self._writer is None:
             self._not_active()
+        if images is not None:
+            text = self._note_images(text, step, images)
         assert self._writer is not None
         entry = (_now(), step, text)
         self._writer.add(lambda batch: batch.notes.append(entry))
+
+    def _note_images(self, text: str, step: int | None, images: Any) -> str:
+        from ._artifacts import check_artifact_name
+        from ._images import markdown_image, note_images, to_png
+
+        # Encode every picture first, so a bad one stores nothing.
+        encoded = [
+            (check_artifact_name(name), to_png(obj))
+            for name, obj in note_images(images)
+        ]
+        if step is None:
+            step = self._current_step()
+        references = []
+        for name, (data, width, height) in encoded:
+            meta = {"width": width, "height": height, "note": True}
+            row = self._add_artifact(
+                "image", name, data, step=step, media_type="image/png", meta=meta
+            )
+            references.append(markdown_image(name, row.sha256))
+        if not references:
+            return text
+        return check_text(
+            f"{text}\n\n" + "\n".join(references), "a note", MAX_NOTE_LENGTH
+        )
+
+    def _current_step(self) -> int | None:
+        """The last step logged (or resumed from), None before the first."""
+        return self._next_step - 1 if self._next_step > 0 else None
+
+    def image(self, obj: Any, name: str, step: int | None = None) -> ArtifactCreate:
+        """Store a picture with the run, as PNG.
+
+        obj: a matplotlib Figure, a PIL Image, or a numpy array (HxW, HxWx1,
+            HxWx3 or HxWx4; uint8, bool, integers 0-255 or floats 0.0-1.0).
+        name: the picture's name; pictures of one name form a series by step.
+        step: the step it shows (default: the last step logged, or none before
+            the first).
+        """
+        from ._artifacts import check_artifact_name
+        from ._images import to_png
+
+        name = check_artifact_name(name)
+        if step is not None:
+            step = check_step(step)
+        if self._writer is None:
+            self._not_active()
+        data, width, height = to_png(obj)
+        return self._add_artifact(
+            "image",
+            name,
+            data,
+            step=self._current_step() if step is None else step,
+            media_type="image/png",
+            meta={"width": width, "height": height},
+        )
+
+    def save_checkpoint(
+        self, obj: Any, step: int | None = None, name: str = "model"
+    ) -> ArtifactCreate:
+        """Store a checkpoint with the run.
+
+        obj: a torch module (its state_dict), optimizer, tensor or state dict; a
+            numpy array or dict of arrays; bytes; or the path of a file or folder.
+        step: the step it was saved at (default: the last step logged).
+        name: the checkpoint's name; several names keep separate series.
+        """
+        from ._artifacts import check_artifact_name
+        from ._checkpoints import serialise
+
+        name = check_artifact_name(name)
+        if step is not None:
+            step = check_step(step)
+        if self._writer is None:
+            self._not_active()
+        with serialise(obj) as saved:
+            return self._add_artifact(
+                "checkpoint",
+                name,
+                saved.source,
+                step=self._current_step() if step is None else step,
+                media_type=saved.media_type,
+                meta=saved.meta,
+            )
+
+    def load_checkpoint(
+        self,
+        step: int | None = None,
+        name: str = "model",
+        *,
+        allow_pickle: bool = False,
+        map_location: Any = None,
+        dest: str | Path | None = None,
+    ) -> Any:
+        """Read a checkpoint of this run back (see ``labnotebook.load_checkpoint``)."""
+        self.flush()
+        return self._notebook.load_checkpoint(
+            self.id,
+            step,
+            name,
+            allow_pickle=allow_pickle,
+            map_location=map_location,
+            dest=dest,
+        )
+
+    def prune_checkpoints(
+        self,
+        name: str = "model",
+        *,
+        keep_last: int = 1,
+        keep_best: int = 0,
+        metric: str | None = None,
+        mode: str = "min",
+    ) -> list[Artifact]:
+        """Delete older checkpoints (see ``labnotebook.prune_checkpoints``)."""
+        self.flush()
+        return self._notebook.prune_checkpoints(
+            self.id,
+            name,
+            keep_last=keep_last,
+            keep_best=keep_best,
+            metric=metric,
+            mode=mode,
+        )
+
+    def attach(
+        self,
+        source: str | Path | bytes | bytearray | memoryview | IO[bytes],
+        name: str | None = None,
+        step: int | None = None,
+    ) -> ArtifactCreate:
+        """Store a file, a folder, bytes or a binary file object with the run.
+
+        source: a path to a file or folder, bytes, or a file object opened in
+            binary mode.
+        name: the artifact's name, a label (default: the file or folder's name;
+            required for bytes and file objects).
+        step: the step the artifact belongs to, if any.
+
+        The bytes are stored at once; the artifact's row reaches the store with
+        the next flush. Returns what was stored.
+        """
+        if self._writer is None:
+            self._not_active()
+        if isinstance(source, str | Path):
+            path = Path(source)
+            if name is None:
+                name = path.name
+            if path.is_dir():
+                return self._add_folder(path, name, step)
+            return self._add_artifact("file", name, path, step=step)
+        if name is None:
+            raise ValidationError(
+                f"attaching {type(source).__name__} needs a name; pass "
+                "run.attach(data, name='weights.bin')"
+            )
+        return self._add_artifact("file", name, source, step=step)
+
+    def _add_folder(self, path: Path, name: str, step: int | None) -> ArtifactCreate:
+        from ._artifacts import FOLDER_MEDIA_TYPE, check_artifact_name, store_folder
+
+        name = check_artifact_name(name)
+        if step is not None:
+            step = check_step(step)
+        sha, size, meta = store_folder(self._notebook.blobs, path)
+        row = ArtifactCreate(
+            kind="folder",
+            name=name,
+            step=step,
+            size=size,
+            sha256=sha,
+            media_type=FOLDER_MEDIA_TYPE,
+            created_at=_now(),
+            meta=meta,
+        )
+        return self._queue_artifact(row)
+
+    def _add_artifact(
+        self,
+        kind: str,
+        name: str,
+        source: str | Path | bytes | bytearray | memoryview | IO[bytes],
+        *,
+        step: int | None = None,
+        media_type: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> ArtifactCreate:
+        """Store one blob and queue its artifact row for the next batch.
+
+        kind: one of ``ARTIFACT_KINDS``; source: bytes, the path of a file, or a
+        binary file object. The row is written only after the blob is complete.
+        """
+        from ._artifacts import check_artifact_name, guess_media_type
+        from ._schema import ARTIFACT_KINDS
+
+        if kind not in ARTIFACT_KINDS:
+            raise ValidationError(
+                f"artifact kind {kind!r} is not one of {ARTIFACT_KINDS}"
+            )
+        name = check_artifact_name(name)
+        if step is not None:
+            step = check_step(step)
+        extra = to_json({} if meta is None else meta, "artifact meta")
+        if not isinstance(extra, dict):
+            raise ValidationError(
+                f"artifact meta must be a dict, got {type(meta).__name__}"
+            )
+        if media_type is None:
+            media_type = guess_media_type(name)
+        if self._writer is None:
+            self._not_active()
+
+        blobs = self._notebook.blobs
+        if isinstance(source, bytes | bytearray | memoryview):
+            sha, size = blobs.put_bytes(source)
+        elif isinstance(source, str | Path):
+            sha, size = blobs.put_file(source)
+        elif isinstance(source, io.TextIOBase):
+            raise ValidationError(
+                f"{source!r} is a text file object; open the file in binary mode "
+                "('rb') or pass its path"
+            )
+        elif callable(getattr(source, "read", None)):
+            sha, size = blobs.put_stream(source, source_name=f"file object {name!r}")
+        else:
+            raise ValidationError(
+                f"cannot attach {type(source).__name__}; pass a file or folder path, "
+                "bytes, or a file object opened in binary mode"
+            )
+        row = ArtifactCreate(
+            kind=kind,
+            name=name,
+            step=step,
+            size=size,
+            sha256=sha,
+            media_type=media_type,
+            created_at=_now(),
+            meta=extra,
+        )
+        return self._queue_artifact(row)
+
+    def _queue_artifact(self, row: ArtifactCreate) -> ArtifactCreate:
+        writer = self._writer
+        if writer is None:
+            self._not_active()
+        assert writer is not None
+        writer.add(lambda batch: batch.artifacts.append(row))
+        return row
 
     def set_tags(self, tags: list[str]) -> None:
         """Replace the run's tags."""
@@ -287,25 +636,53 @@ class Run:
         self._buffer_append = self._writer.buffer.append
         self._next_step = next_step
         self._final_status = None
+        self._start_console(self._writer)
         self._writer.submit_now(first)
         self._notebook.register(self)
 
-    def resume(self) -> Run:
-        """Reopen a run for logging; steps continue after the highest one stored."""
+    def _start_console(self, writer: Writer) -> None:
+        settings = self._notebook.settings
+        if not should_capture(settings.capture_console):
+            return
+        capture = ConsoleCapture(settings.console_limit, owner=self)
+        if capture.start():
+            self._console = capture
+            writer.sources.append(capture.add_to)
+
+    def resume(self, *, system_metrics: bool = True) -> Run:
+        """Reopen a run for logging; steps continue after the highest one stored.
+
+        system_metrics: sample CPU, memory, disk, network and GPU use while the
+            run is active (when ``system_metrics_interval`` is above 0).
+        """
+        if not isinstance(system_metrics, bool):
+            raise ValidationError(
+                f"system_metrics must be True or False, got {system_metrics!r}"
+            )
         with self._lock:
             if self._writer is not None:
                 return self
             record = self.refresh().record
-            last = max(
-                (
-                    s.last_step
-                    for s in record.metrics.values()
-                    if s.last_step is not None
-                ),
-                default=-1,
-            )
+            last, last_sample = -1, -1
+            for key, s in record.metrics.items():
+                if s.last_step is None:
+                    continue
+                if key.startswith("sys/"):
+                    last_sample = max(last_sample, s.last_step)
+                else:
+                    last = max(last, s.last_step)
             self._activate(Batch(run_id=self.id, resume=True), next_step=last + 1)
+            if system_metrics:
+                self._sample_system(first_step=last_sample + 1)
         return self
+
+    def _sample_system(self, first_step: int = 0) -> None:
+        """Start the system metrics sampler, unless the settings turn it off."""
+        interval = self._notebook.settings.system_metrics_interval
+        if interval > 0:
+            from ._sysmetrics import SystemSampler
+
+            self._sampler = SystemSampler(self, interval, first_step)
 
     def finish(self, status: str = "finished", *, error: str | None = None) -> bool:
         """End the run and flush its data; True if it all reached the store.
@@ -317,6 +694,9 @@ class Run:
             raise ValidationError(
                 f"status {status!r} is not a final status; use one of {FINAL_STATUSES}"
             )
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.stop()  # its last sample goes into the final batch
         with self._lock:
             writer = self._writer
             if writer is None:
@@ -331,6 +711,9 @@ class Run:
             batch.ended_at = ended
             batch.error = error
 
+        if self._console is not None:
+            self._console.stop()
+            self._console = None
         writer.add(_end)
         self._notebook.unregister(self)
         complete = writer.close(self._notebook.settings.exit_timeout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._errors import ValidationError
 from .base import Batch, Experiment, Note, RunCreate, RunRecord, Store, Summary
 
@@ -16,9 +18,21 @@ __all__ = [
     "open_store",
 ]
 
+if TYPE_CHECKING:
+    from .._artifacts import BlobStore
 
-def open_store(url: str, *, token: str = "", crash_timeout: float = 60.0) -> Store:
-    """Open the store at ``url``: a SQLite file, PostgreSQL, or a tracking server."""
+
+def open_store(
+    url: str,
+    *,
+    token: str = "",
+    crash_timeout: float = 60.0,
+    blobs: BlobStore | None = None,
+) -> Store:
+    """Open the store at ``url``: a SQLite file, PostgreSQL, or a tracking server.
+
+    blobs: the artifact store that holds the bytes of a SQL store's artifacts.
+    """
     if not isinstance(url, str) or not url.strip():
         raise ValidationError(
             f"store URL must be a non-empty string, got {url!r}; for example "
@@ -30,4 +44,4 @@ def open_store(url: str, *, token: str = "", crash_timeout: float = 60.0) -> Sto
         return HttpStore(url, token=token)
     from .sql import SqlStore
 
-    return SqlStore(url, crash_timeout=crash_timeout)
+    return SqlStore(url, crash_timeout=crash_timeout, blobs=blobs)

@@ -15,7 +15,7 @@ from array import array
 from collections.abc import MutableSequence, Sequence
 from dataclasses import asdict, dataclass, field
 from dataclasses import fields as dataclass_fields
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 #: Per key: steps, values and wall times, in logging order.
 Columns = tuple[MutableSequence[int], MutableSequence[float], MutableSequence[float]]
@@ -311,5 +311,21 @@ class Store(Protocol):
     ) -> RunRecord: ...
 
     def delete_run(self, run_id: str) -> None: ...
+
+    def list_artifacts(
+        self, run_id: str, kind: str | None = None, name: str | None = None
+    ) -> list[Artifact]: ...
+
+    def open_blob(self, run_id: str, sha256: str) -> BinaryIO: ...
+
+    def delete_artifacts(self, run_id: str, ids: list[int]) -> list[str]: ...
+
+    def console(
+        self,
+        run_id: str,
+        after: int | None = None,
+        limit: int = 1000,
+        search: str | None = None,
+    ) -> list[ConsoleChunk]: ...
 
     def close(self) -> None: ...

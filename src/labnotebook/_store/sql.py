@@ -18,7 +18,7 @@ from array import array
 from collections.abc import Iterator, MutableSequence
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ from .._errors import (
 )
 from .._schema import (
     batches,
+    console,
     effective_status,
     experiments,
     notes,
@@ -43,8 +44,21 @@ from .._schema import (
     series,
     step_fields,
 )
-from . import migrate, rollup
-from .base import Batch, Columns, Experiment, Note, RunCreate, RunRecord, Summary
+from . import migrate, rollup, sql_artifacts
+from .base import (
+    Artifact,
+    Batch,
+    Columns,
+    ConsoleChunk,
+    Experiment,
+    Note,
+    RunCreate,
+    RunRecord,
+    Summary,
+)
+
+if TYPE_CHECKING:
+    from .._artifacts import BlobStore
 
 logger = logging.getLogger(__name__)
 
@@ -179,9 +193,21 @@ def _safe_url(url: str) -> str:
 class SqlStore:
     """A store in a SQLite file or a PostgreSQL database."""
 
-    def __init__(self, url: str, *, crash_timeout: float = 60.0, upgrade: bool = True):
+    def __init__(
+        self,
+        url: str,
+        *,
+        crash_timeout: float = 60.0,
+        upgrade: bool = True,
+        blobs: BlobStore | None = None,
+    ):
         self.url = url
         self.crash_timeout = crash_timeout
+        #: The artifact store holding the bytes of this store's artifacts.
+        self.blobs = blobs
+        self._members = (
+            sql_artifacts.ManifestMembers(blobs) if blobs is not None else None
+        )
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
         self._ready = not upgrade
@@ -258,6 +284,10 @@ class SqlStore:
                         for t, step, text in batch.notes
                     ],
                 )
+            if batch.artifacts:
+                sql_artifacts.insert_artifacts(conn, batch.run_id, batch.artifacts)
+            if batch.console:
+                sql_artifacts.insert_console(conn, batch.run_id, batch.console)
             self._update_run_row(conn, batch, now)
 
     def _claim_batch(self, conn: sa.Connection, batch: Batch, now: float) -> bool:
@@ -789,9 +819,87 @@ class SqlStore:
             conn.execute(series.delete().where(series.c.run_id == full))
             conn.execute(step_fields.delete().where(step_fields.c.run_id == full))
             conn.execute(notes.delete().where(notes.c.run_id == full))
+            deleted = sql_artifacts.delete_rows(conn, full, None)
+            unused = sql_artifacts.unreferenced(conn, deleted, self._members)
+            conn.execute(console.delete().where(console.c.run_id == full))
             conn.execute(batches.delete().where(batches.c.run_id == full))
             conn.execute(runs.delete().where(runs.c.id == full))
             self._notify(conn, full)
+        self._delete_blobs(unused)
+
+    # --------------------------------------------------------------- artifacts
+
+    def list_artifacts(
+        self, run_id: str, kind: str | None = None, name: str | None = None
+    ) -> list[Artifact]:
+        """A run's artifacts ordered by creation time, then id."""
+        full = self.resolve_run_id(run_id)
+        with self._connect() as conn:
+            return sql_artifacts.list_artifacts(conn, full, kind, name)
+
+    def open_blob(self, run_id: str, sha256: str) -> BinaryIO:
+        """The bytes of one of a run's blobs: an artifact's, or a file of one of
+        its folders. NotFoundError when the run has no such blob.
+        """
+        from .._artifacts import check_sha256
+
+        check_sha256(sha256)
+        full = self.resolve_run_id(run_id)
+        if self.blobs is None or self._members is None:
+            raise StoreError(
+                f"store {_safe_url(self.url)} was opened without an artifact folder; "
+                "open it with open_store(url, blobs=BlobStore(...))"
+            )
+        with self._connect() as conn:
+            found = sql_artifacts.has_artifact_blob(conn, full, sha256)
+            manifests = [] if found else sql_artifacts.folder_manifests(conn, full)
+        if not found and not self._members.contains(manifests, sha256):
+            raise NotFoundError(f"run {full[:8]} has no artifact with sha256 {sha256}")
+        return self.blobs.open(sha256)
+
+    def delete_artifacts(self, run_id: str, ids: list[int]) -> list[str]:
+        """Delete some of a run's artifacts (by id); returns the sha256 of every
+        blob no artifact refers to any more, for the caller to delete.
+        """
+        full = self.resolve_run_id(run_id)
+        with self._connect(write=True) as conn:
+            deleted = sql_artifacts.delete_rows(conn, full, [int(i) for i in ids])
+            unused = sql_artifacts.unreferenced(conn, deleted, self._members)
+            if deleted:
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id == full)
+                    .values(updated_at=self._clock(time.time()))
+                )
+                self._notify(conn, full)
+        return unused
+
+    def _delete_blobs(self, shas: list[str]) -> None:
+        # A concurrent attach of the very same bytes may find a blob present just
+        # before it is removed here; docs/artifacts.md describes that race.
+        if self.blobs is None:
+            return
+        for sha in shas:
+            try:
+                self.blobs.delete(sha)
+            except OSError as exc:
+                logger.warning("could not delete blob %s: %s", sha, exc)
+
+    def console(
+        self,
+        run_id: str,
+        after: int | None = None,
+        limit: int = 1000,
+        search: str | None = None,
+    ) -> list[ConsoleChunk]:
+        """A run's console chunks after the chunk id ``after``, oldest first.
+
+        search: only chunks containing this text (case-insensitive).
+        """
+        full = self.resolve_run_id(run_id)
+        limit = max(0, min(int(limit), sql_artifacts.MAX_CONSOLE_LIMIT))
+        with self._connect() as conn:
+            return sql_artifacts.console_chunks(conn, full, after, limit, search)
 
     # ------------------------------------------------- reading for the server
 

@@ -1,0 +1,480 @@
+"""The artifact store: file bytes kept by their sha256 in a local folder.
+
+Objects live at ``<root>/objects/<sha[:2]>/<sha[2:]>``. A write goes to a temp file
+in ``<root>/tmp/``, is hashed while copied, fsync'd and then renamed into place, so
+an object is either complete or absent; equal bytes are stored once. Artifact names
+are labels in the database and never become paths here: only a validated sha256 is
+joined to the root.
+
+A folder is stored as one blob per file plus a JSON manifest (see
+:func:`folder_manifest`) that the artifact row points to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import mimetypes
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, BinaryIO, Protocol
+
+from ._errors import NotFoundError, StoreError, ValidationError
+from ._values import _check_encodable, _short
+
+#: Bytes read and written at a time while copying.
+CHUNK_SIZE = 1 << 20
+MAX_ARTIFACT_NAME_LENGTH = 255
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+#: Media type of a folder's manifest blob.
+FOLDER_MEDIA_TYPE = "application/json"
+MANIFEST_FORMAT = 1
+
+
+class Readable(Protocol):
+    """Anything with a binary ``read(size)``, such as an open file."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_sha256(value: object) -> str:
+    """Return ``value`` if it is a sha256 in 64 lowercase hex digits."""
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise ValidationError(
+            f"sha256 must be 64 lowercase hexadecimal digits, got {_short(value)}"
+        )
+    return value
+
+
+def check_artifact_name(value: object) -> str:
+    """Return ``value`` if it is a usable artifact name (a label, never a path)."""
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"artifact name must be a string, got {type(value).__name__} "
+            f"{_short(value)}"
+        )
+    if not value:
+        raise ValidationError("artifact name must not be empty; pass name='...'")
+    if len(value) > MAX_ARTIFACT_NAME_LENGTH:
+        raise ValidationError(
+            f"artifact name is {len(value)} characters long; the limit is "
+            f"{MAX_ARTIFACT_NAME_LENGTH}: shorten {_short(value)}"
+        )
+    if value in (".", ".."):
+        raise ValidationError(
+            f"artifact name {value!r} is not allowed; give a readable name such as "
+            "'model.pt'"
+        )
+    if "/" in value or "\\" in value:
+        raise ValidationError(
+            f"artifact name {_short(value)} contains '/' or '\\'; a name is a label, "
+            "not a path: pass name= with a single name such as 'config.yaml'"
+        )
+    if _CONTROL.search(value):
+        raise ValidationError(
+            f"artifact name {_short(value)} contains a control character (NUL, "
+            "newline, tab ...); use printable characters only"
+        )
+    _check_encodable(value, "artifact name")
+    return value
+
+
+def guess_media_type(name: str) -> str:
+    """The media type of a file name's extension, else application/octet-stream."""
+    found, _encoding = mimetypes.guess_type(name, strict=False)
+    return found or DEFAULT_MEDIA_TYPE
+
+
+class BlobStore:
+    """A content-addressed folder of blobs.
+
+    root: the folder (created on first write).
+    max_size: the largest blob accepted, in bytes.
+    """
+
+    def __init__(self, root: Path | str, max_size: int):
+        self.root = Path(root)
+        self.max_size = max_size
+
+    def __repr__(self) -> str:
+        return f"<BlobStore {str(self.root)!r}>"
+
+    # ----------------------------------------------------------------- paths
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob with this hash lives (whether it exists or not)."""
+        sha = check_sha256(sha256)
+        return self.root / "objects" / sha[:2] / sha[2:]
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / "tmp"
+
+    # --------------------------------------------------------------- writing
+
+    def put_file(self, path: Path | str) -> tuple[str, int]:
+        """Store a file's bytes; returns (sha256, size)."""
+        source = Path(path)
+        try:
+            with open(source, "rb") as f:
+                info = os.fstat(f.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    raise ValidationError(
+                        f"{str(source)!r} is not a regular file; attach a file or "
+                        "a folder"
+                    )
+                self._check_size(info.st_size, str(source))
+                return self.put_stream(f, source_name=str(source))
+        except FileNotFoundError:
+            raise ValidationError(
+                f"file {str(source)!r} does not exist; check the path"
+            ) from None
+        except PermissionError as exc:
+            raise ValidationError(
+                f"file {str(source)!r} cannot be read ({exc.strerror}); check its "
+                "permissions"
+            ) from None
+        except IsADirectoryError:
+            raise ValidationError(
+                f"{str(source)!r} is a folder; attach it with run.attach(path)"
+            ) from None
+
+    def put_bytes(self, data: bytes | bytearray | memoryview) -> tuple[str, int]:
+        """Store bytes; returns (sha256, size)."""
+        view = memoryview(data).cast("B")
+        self._check_size(view.nbytes, "the bytes")
+        return self.put_stream(io.BytesIO(view), source_name="the bytes")
+
+    def put_stream(
+        self,
+        fileobj: Readable,
+        expected_sha256: str | None = None,
+        *,
+        source_name: str = "the file object",
+    ) -> tuple[str, int]:
+        """Copy a binary file object into the store; returns (sha256, size).
+
+        expected_sha256: when given, the bytes must have this hash (else
+            ValidationError and nothing is stored).
+        Raises ValidationError past ``max_size`` and StoreError when the store's
+        folder cannot be written (disk full, say); the temp file is removed on
+        any error.
+        """
+        if expected_sha256 is not None:
+            check_sha256(expected_sha256)
+        tmp = self._temp_file()
+        try:
+            try:
+                sha, size = self._copy(fileobj, tmp, source_name)
+            finally:
+                tmp.close()
+            if expected_sha256 is not None and sha != expected_sha256:
+                raise ValidationError(
+                    f"the bytes have sha256 {sha}, not the expected {expected_sha256}; "
+                    "the upload was corrupted or incomplete: send it again"
+                )
+            target = self.path(sha)
+            if target.exists():
+                os.unlink(tmp.name)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp.name, target)
+                _fsync_dir(target.parent)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp.name)
+            raise
+        return sha, size
+
+    def _temp_file(self) -> IO[bytes]:
+        try:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            return tempfile.NamedTemporaryFile(
+                dir=self.tmp_dir, prefix="put-", delete=False
+            )
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write to the artifact store {str(self.root)!r}: {exc}; "
+                "check the folder (settings.artifacts) and its permissions"
+            ) from None
+
+    def _copy(
+        self, fileobj: Readable, tmp: IO[bytes], source_name: str
+    ) -> tuple[str, int]:
+        digest = hashlib.sha256()
+        size = 0
+        while True:
+            try:
+                chunk = fileobj.read(CHUNK_SIZE)
+            except OSError as exc:
+                raise ValidationError(f"cannot read {source_name}: {exc}") from None
+            if not chunk:
+                break
+            if not isinstance(chunk, bytes | bytearray | memoryview):
+                raise ValidationError(
+                    f"{source_name} returned {type(chunk).__name__}, not bytes; open "
+                    "files in binary mode ('rb')"
+                )
+            size += len(chunk)
+            self._check_size(size, source_name)
+            digest.update(chunk)
+            try:
+                tmp.write(chunk)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot write to the artifact store {str(self.root)!r}: {exc}; "
+                    "free some space or move settings.artifacts"
+                ) from None
+        try:
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write to the artifact store {str(self.root)!r}: {exc}; "
+                "free some space or move settings.artifacts"
+            ) from None
+        return digest.hexdigest(), size
+
+    def _check_size(self, size: int, source_name: str) -> None:
+        if size > self.max_size:
+            raise ValidationError(
+                f"{source_name} is larger than the artifact size limit of "
+                f"{self.max_size} bytes; raise max_artifact_size "
+                "(LABNOTEBOOK_MAX_ARTIFACT_SIZE) or attach a smaller file"
+            )
+
+    # --------------------------------------------------------------- reading
+
+    def has(self, sha256: str) -> bool:
+        """Whether the blob with this hash is stored."""
+        return self.path(sha256).is_file()
+
+    def open(self, sha256: str) -> BinaryIO:
+        """The blob's bytes as a file object (NotFoundError if absent)."""
+        try:
+            return open(self.path(sha256), "rb")
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"blob {sha256} is not in the artifact store {str(self.root)!r}"
+            ) from None
+
+    def read(self, sha256: str) -> bytes:
+        """The blob's bytes."""
+        with self.open(sha256) as f:
+            return f.read()
+
+    def size(self, sha256: str) -> int:
+        """The blob's size in bytes (NotFoundError if absent)."""
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"blob {sha256} is not in the artifact store {str(self.root)!r}"
+            ) from None
+
+    def delete(self, sha256: str) -> None:
+        """Remove the blob if it is stored."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(sha256))
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# ------------------------------------------------------------------ folders
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One file of a stored folder."""
+
+    path: str
+    size: int
+    sha256: str
+    mode: int
+
+
+def folder_files(root: Path) -> Iterator[tuple[str, Path]]:
+    """(relative POSIX path, path) of every regular file under ``root``.
+
+    Symbolic links are skipped (files and folders alike), so nothing outside the
+    folder is read; see :func:`skipped_links`.
+    """
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not (here / d).is_symlink())
+        for name in sorted(filenames):
+            path = here / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            yield path.relative_to(root).as_posix(), path
+
+
+def skipped_links(root: Path) -> list[str]:
+    """Relative POSIX paths of the symbolic links under ``root`` (not stored)."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        for name in [*dirnames, *filenames]:
+            if (here / name).is_symlink():
+                found.append((here / name).relative_to(root).as_posix())
+    return sorted(found)
+
+
+def folder_manifest(entries: list[ManifestEntry], links: list[str]) -> bytes:
+    """The manifest blob of a folder: JSON, entries sorted by path."""
+    data = {
+        "format": MANIFEST_FORMAT,
+        "files": [
+            {"path": e.path, "size": e.size, "sha256": e.sha256, "mode": e.mode}
+            for e in sorted(entries, key=lambda e: e.path)
+        ],
+        "skipped_links": links,
+    }
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def parse_manifest(data: bytes) -> list[ManifestEntry]:
+    """The entries of a folder manifest, each path checked to be safe to join.
+
+    Raises StoreError when the manifest is malformed or names an unsafe path (an
+    absolute path, "..", NUL), so a tampered manifest never writes outside the
+    destination.
+    """
+    try:
+        parsed: Any = json.loads(data)
+        files = parsed["files"]
+        entries = [
+            ManifestEntry(
+                path=str(f["path"]),
+                size=int(f["size"]),
+                sha256=check_sha256(f["sha256"]),
+                mode=int(f["mode"]),
+            )
+            for f in files
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"the folder's manifest is malformed: {exc}") from None
+    for entry in entries:
+        check_relative_path(entry.path)
+    return entries
+
+
+def check_relative_path(value: str) -> PurePosixPath:
+    """A manifest path as a safe relative path, else StoreError."""
+    path = PurePosixPath(value)
+    if (
+        not value
+        or "\x00" in value
+        or "\\" in value
+        or path.is_absolute()
+        or value.startswith("/")
+        or any(part in ("..", ".", "") for part in value.split("/"))
+        or re.match(r"^[A-Za-z]:", value)
+    ):
+        raise StoreError(
+            f"the folder's manifest names an unsafe path {_short(value)}; it was "
+            "not restored"
+        )
+    return path
+
+
+def store_folder(blobs: BlobStore, root: Path) -> tuple[str, int, dict[str, Any]]:
+    """Store every file under ``root`` and its manifest.
+
+    Returns the manifest's (sha256, size) and the artifact's ``meta``: the number
+    of files, their total size and the symbolic links that were skipped.
+    """
+    entries: list[ManifestEntry] = []
+    for relative, path in folder_files(root):
+        sha, size = blobs.put_file(path)
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            mode = 0o644
+        entries.append(ManifestEntry(relative, size, sha, mode))
+    links = skipped_links(root)
+    manifest = folder_manifest(entries, links)
+    sha, size = blobs.put_bytes(manifest)
+    meta: dict[str, Any] = {
+        "files": len(entries),
+        "total_size": sum(e.size for e in entries),
+    }
+    if links:
+        meta["skipped_links"] = len(links)
+    return sha, size, meta
+
+
+# ------------------------------------------------------------------ reading
+
+
+def write_verified(
+    source: IO[bytes], target: Path, sha256: str, mode: int | None = None
+) -> None:
+    """Copy ``source`` to ``target`` through a temp file beside it.
+
+    The bytes must hash to ``sha256`` (else StoreError and ``target`` is left as
+    it was); ``mode`` sets the permission bits (at most 0o777).
+    """
+    digest = hashlib.sha256()
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=".download-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := source.read(CHUNK_SIZE):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise StoreError(
+                f"the bytes read for {str(target)!r} do not match their sha256 "
+                f"{sha256}; the stored blob is damaged"
+            )
+        if mode is not None:
+            os.chmod(name, mode & 0o777)
+        os.replace(name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+
+
+def restore_folder(
+    entries: list[ManifestEntry],
+    dest: Path,
+    open_blob: Callable[[str], IO[bytes]],
+) -> None:
+    """Write a folder's files under ``dest``, never outside it.
+
+    Every path was checked by :func:`parse_manifest`; each target is also checked
+    after resolving symbolic links already present under ``dest``.
+    """
+    root = dest.resolve()
+    for entry in entries:
+        target = root.joinpath(*check_relative_path(entry.path).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        parent = target.parent.resolve()
+        if parent != root and root not in parent.parents:
+            raise StoreError(
+                f"the folder's file {entry.path!r} would be written outside "
+                f"{str(dest)!r} (through a symbolic link); it was not restored"
+            )
+        with open_blob(entry.sha256) as source:
+            write_verified(source, parent / target.name, entry.sha256, entry.mode)
