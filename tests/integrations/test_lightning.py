@@ -1,0 +1,161 @@
+"""LabnotebookLogger records a real Lightning Trainer's run."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labnotebook import Notebook, ValidationError
+
+pl = pytest.importorskip(
+    "lightning.pytorch",
+    reason="PyTorch Lightning is not installed (pip install lightning)",
+)
+torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+
+from labnotebook.integrations.lightning import LabnotebookLogger  # noqa: E402
+
+
+class Tiny(pl.LightningModule):  # type: ignore[misc]
+    def __init__(self, lr: float = 0.05, hidden: int = 8, fail_at: int = -1) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(4, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)
+        )
+
+    def training_step(self, batch: Any, index: int) -> Any:
+        if self.global_step == self.hparams.fail_at:
+            raise RuntimeError("loss diverged")
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        self.log("train/loss", loss)
+        return loss
+
+    def validation_step(self, batch: Any, index: int) -> None:
+        x, y = batch
+        self.log("val/loss", torch.nn.functional.mse_loss(self.net(x), y))
+
+    def test_step(self, batch: Any, index: int) -> None:
+        x, y = batch
+        self.log("test/loss", torch.nn.functional.mse_loss(self.net(x), y))
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+def loader() -> Any:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 4, generator=generator)
+    data = torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True))
+    return torch.utils.data.DataLoader(data, batch_size=8)
+
+
+def trainer(logger: LabnotebookLogger, tmp_path: Path, epochs: int = 2) -> Any:
+    return pl.Trainer(
+        max_epochs=epochs,
+        logger=logger,
+        log_every_n_steps=1,
+        accelerator="cpu",
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+
+
+def test_fit_records_params_metrics_and_status(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    logger = LabnotebookLogger(
+        notebook=notebook,
+        experiment="tiny",
+        name="lightning-fit",
+        params={"data": {"rows": 32}, "device": torch.device("cpu")},
+        tags=["lightning"],
+    )
+    logger.log_hyperparams(Namespace(seed=7, layers=(4, 8, 1)))
+    trainer(logger, tmp_path).fit(Tiny(), loader(), loader())
+
+    run = notebook.get_run(logger.version)
+    assert logger.experiment.id == run.id
+    assert logger.name == "tiny"
+    assert run.status == "finished"
+    assert run.name == "lightning-fit"
+    assert run.tags == ["lightning"]
+    assert run.params == {
+        "data": {"rows": 32},
+        "device": "cpu",
+        "seed": 7,
+        "layers": [4, 8, 1],
+    }
+    # The module's hyperparameters arrive after the run started: a note.
+    [note] = run.notes()
+    assert note.text.startswith("Hyperparameters")
+    assert '"lr": 0.05' in note.text
+
+    summary = run.summary
+    assert summary["train/loss"].count == 8
+    assert summary["train/loss"].last_step == 7
+    assert summary["val/loss"].count == 2
+    assert summary["epoch"].max == 1
+
+
+def test_test_after_fit_logs_to_the_same_run(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    logger = LabnotebookLogger(notebook=notebook, prefix="pl/")
+    fit = trainer(logger, tmp_path, epochs=1)
+    model = Tiny()
+    fit.fit(model, loader())
+    fit.test(model, loader())
+
+    run = notebook.get_run(logger.version)
+    assert run.status == "finished"
+    assert run.summary["pl/train/loss"].count == 4
+    assert run.summary["pl/test/loss"].count == 1
+
+
+def test_failure_inside_training_fails_the_run(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    logger = LabnotebookLogger(notebook=notebook)
+    with pytest.raises(RuntimeError, match="loss diverged"):
+        trainer(logger, tmp_path).fit(Tiny(fail_at=3), loader())
+
+    run = notebook.get_run(logger.version)
+    assert run.status == "failed"
+    assert "loss diverged" in (run.record.error or "")
+    assert run.summary["train/loss"].count == 3
+
+
+def test_given_run_is_left_to_its_owner(notebook: Notebook, tmp_path: Path) -> None:
+    with notebook.start("mine", params={"lr": 0.05}) as run:
+        logger = LabnotebookLogger(run)
+        trainer(logger, tmp_path, epochs=1).fit(Tiny(), loader())
+        assert run.is_active
+        assert logger.version == run.id
+        run.log(extra=1.0)
+
+    stored = notebook.get_run(run.id)
+    assert stored.status == "finished"
+    assert stored.params == {"lr": 0.05}
+    assert stored.summary["train/loss"].count == 4
+    assert stored.summary["extra"].count == 1
+
+
+def test_bad_options_are_refused(notebook: Notebook) -> None:
+    with (
+        notebook.start("mine") as run,
+        pytest.raises(ValidationError, match="either run= or"),
+    ):
+        LabnotebookLogger(run, experiment="other")
+    with pytest.raises(ValidationError, match="not active"):
+        LabnotebookLogger(run)
+    with pytest.raises(ValidationError, match="must be a labnotebook Run"):
+        LabnotebookLogger("abc")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="prefix must be a string"):
+        LabnotebookLogger(prefix=3)  # type: ignore[arg-type]
