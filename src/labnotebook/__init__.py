@@ -12,12 +12,17 @@ See docs/ for the full guide.
 from __future__ import annotations
 
 from ._api import (
+    artifacts,
     current,
     delete_run,
+    download_artifact,
     experiments,
     get_run,
     history,
     init,
+    load_checkpoint,
+    prune_checkpoints,
+    read_artifact,
     runs,
     start,
     sync,
@@ -35,11 +40,13 @@ from ._errors import (
 )
 from ._notebook import Notebook
 from ._run import Run
-from ._store.base import Note, Summary
+from ._store.base import Artifact, ArtifactCreate, Note, Summary
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Artifact",
+    "ArtifactCreate",
     "ConflictError",
     "FilterError",
     "LabnotebookError",
@@ -53,14 +60,19 @@ __all__ = [
     "Summary",
     "ValidationError",
     "__version__",
+    "artifacts",
     "current",
     "delete_run",
+    "download_artifact",
     "end_experiment",
     "experiments",
     "get_run",
     "history",
     "init",
     "initialize",
+    "load_checkpoint",
+    "prune_checkpoints",
+    "read_artifact",
     "runs",
     "start",
     "start_experiment",

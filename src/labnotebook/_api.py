@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._config import Settings
 from ._notebook import DEFAULT_EXPERIMENT, Notebook
 from ._run import Run
+from ._store.base import Artifact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -134,3 +137,81 @@ def delete_run(run_id: str) -> None:
 def sync() -> int:
     """Send spooled batches of ended processes to the default store."""
     return current().sync()
+
+
+def load_checkpoint(
+    run_id: str,
+    step: int | None = None,
+    name: str = "model",
+    *,
+    allow_pickle: bool = False,
+    map_location: Any = None,
+    dest: str | os.PathLike[str] | None = None,
+) -> Any:
+    """A run's checkpoint, read back (the latest one unless ``step`` is given).
+
+    torch checkpoints load with ``torch.load(weights_only=True)`` unless
+    ``allow_pickle=True`` (only for checkpoints you trust: unpickling runs code).
+    Files and folders are copied into ``dest`` (default: a new temporary folder).
+    """
+    return current().load_checkpoint(
+        run_id,
+        step,
+        name,
+        allow_pickle=allow_pickle,
+        map_location=map_location,
+        dest=dest,
+    )
+
+
+def prune_checkpoints(
+    run_id: str,
+    name: str = "model",
+    *,
+    keep_last: int = 1,
+    keep_best: int = 0,
+    metric: str | None = None,
+    mode: str = "min",
+) -> list[Artifact]:
+    """Delete a run's older checkpoints, keeping the ``keep_last`` latest and the
+    ``keep_best`` best by ``metric`` (``mode`` ``"min"`` or ``"max"``).
+    """
+    return current().prune_checkpoints(
+        run_id,
+        name,
+        keep_last=keep_last,
+        keep_best=keep_best,
+        metric=metric,
+        mode=mode,
+    )
+
+
+def artifacts(
+    run_id: str, *, kind: str | None = None, name: str | None = None
+) -> list[Artifact]:
+    """A run's artifacts, oldest first.
+
+    kind: only ``file``, ``folder``, ``image`` or ``checkpoint`` artifacts.
+    name: only artifacts with this name.
+    """
+    return current().artifacts(run_id, kind=kind, name=name)
+
+
+def read_artifact(run_id: str, name: str, *, step: int | None = None) -> bytes:
+    """The bytes of a run's artifact ``name`` (the latest one unless ``step``)."""
+    return current().read_artifact(run_id, name, step=step)
+
+
+def download_artifact(
+    run_id: str,
+    name: str,
+    dest: str | os.PathLike[str],
+    *,
+    step: int | None = None,
+) -> Path:
+    """Copy a run's artifact ``name`` to ``dest``; returns the path written.
+
+    A file goes to ``dest``, or into it when ``dest`` is a folder; a folder's
+    tree is restored under ``dest`` (created if missing).
+    """
+    return current().download_artifact(run_id, name, dest, step=step)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 import warnings
@@ -323,7 +324,12 @@ class Notebook:
             return f.read()
 
     def download_artifact(
-        self, run_id: str, name: str, dest: str | Path, *, step: int | None = None
+        self,
+        run_id: str,
+        name: str,
+        dest: str | os.PathLike[str],
+        *,
+        step: int | None = None,
     ) -> Path:
         """Copy an artifact to ``dest``; returns the path written.
 
@@ -337,7 +343,7 @@ class Notebook:
             write_verified,
         )
 
-        if not isinstance(dest, str | Path) or not str(dest):
+        if not isinstance(dest, str | os.PathLike) or not os.fspath(dest):
             raise ValidationError(
                 f"dest must be a file or folder path, got {type(dest).__name__}"
             )

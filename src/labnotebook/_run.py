@@ -7,6 +7,7 @@ KeyboardInterrupt); a run whose heartbeat stops is shown as ``crashed``.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import threading
 import time
@@ -174,7 +175,7 @@ class Run:
         return self._notebook.open_artifact(self.id, name, step=step)
 
     def download_artifact(
-        self, name: str, dest: str | Path, step: int | None = None
+        self, name: str, dest: str | os.PathLike[str], step: int | None = None
     ) -> Path:
         """Copy the artifact ``name`` to ``dest``; returns the path written.
 
@@ -470,7 +471,7 @@ class Run:
 
     def attach(
         self,
-        source: str | Path | bytes | bytearray | memoryview | IO[bytes],
+        source: str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes],
         name: str | None = None,
         step: int | None = None,
     ) -> ArtifactCreate:
@@ -487,7 +488,7 @@ class Run:
         """
         if self._writer is None:
             self._not_active()
-        if isinstance(source, str | Path):
+        if isinstance(source, str | os.PathLike):
             path = Path(source)
             if name is None:
                 name = path.name
@@ -524,7 +525,7 @@ class Run:
         self,
         kind: str,
         name: str,
-        source: str | Path | bytes | bytearray | memoryview | IO[bytes],
+        source: str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes],
         *,
         step: int | None = None,
         media_type: str | None = None,
@@ -558,8 +559,8 @@ class Run:
         blobs = self._notebook.blobs
         if isinstance(source, bytes | bytearray | memoryview):
             sha, size = blobs.put_bytes(source)
-        elif isinstance(source, str | Path):
-            sha, size = blobs.put_file(source)
+        elif isinstance(source, str | os.PathLike):
+            sha, size = blobs.put_file(Path(source))
         elif isinstance(source, io.TextIOBase):
             raise ValidationError(
                 f"{source!r} is a text file object; open the file in binary mode "
