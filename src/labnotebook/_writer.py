@@ -84,6 +84,9 @@ class Writer:
         #: Appended to by Run.log() without a lock (deque appends are atomic).
         self.buffer: collections.deque[Entry] = collections.deque()
         self._control: list[Callable[[Batch], None]] = []
+        #: Called with the last batch of every drain, before control changes, to
+        #: add data kept outside the buffer (console output).
+        self.sources: list[Callable[[Batch], None]] = []
         self._lock = threading.Lock()
         #: Held while the buffer is being drained, by the collector or by close().
         self._drain_lock = threading.Lock()
@@ -225,7 +228,8 @@ class Writer:
         """Turn buffered entries into batches of at most MAX_BATCH_POINTS points.
 
         Control changes (notes, status, flush markers) ride in the last batch, so
-        they apply after every value logged before them.
+        they apply after every value logged before them; so does what the
+        ``sources`` add.
         """
         popleft = self.buffer.popleft
         entries = [popleft() for _ in range(len(self.buffer))]
@@ -239,6 +243,11 @@ class Writer:
                 start = i + 1
                 points = 0
         batches.append(self._build(entries[start:]))
+        for source in self.sources:
+            try:
+                source(batches[-1])
+            except Exception:  # never lose the drained values to a failing source
+                logger.exception("run %s: could not add console output", self.run_id)
         for change in control:
             change(batches[-1])
         return batches

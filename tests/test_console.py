@@ -1,0 +1,215 @@
+"""Console capture: stdout and stderr copied to the run, printed as before."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from labnotebook._console import TRUNCATED, ConsoleCapture, should_capture
+
+
+@contextlib.contextmanager
+def capturing(limit: int = 1_000_000) -> Iterator[ConsoleCapture]:
+    """A capture installed over pytest's own (so inside the test's body)."""
+    capture = ConsoleCapture(limit)
+    assert capture.start()
+    try:
+        yield capture
+    finally:
+        capture.stop()
+
+
+def _text(chunks: list[tuple[float, str, str]], stream: str | None = None) -> str:
+    return "".join(text for _, s, text in chunks if stream is None or s == stream)
+
+
+# ------------------------------------------------------------------ in process
+
+
+def test_writes_are_printed_and_copied_in_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with capturing() as capture:
+        print("one")
+        print("two", file=sys.stderr)
+        sys.stdout.write("three ")
+        sys.stdout.write("four\n")
+        chunks = capture.drain()
+
+    assert [(s, t) for _, s, t in chunks] == [
+        ("stdout", "one\n"),
+        ("stderr", "two\n"),
+        ("stdout", "three four\n"),
+    ]
+    times = [t for t, _, _ in chunks]
+    assert times == sorted(times)
+    out, err = capsys.readouterr()
+    assert (out, err) == ("one\nthree four\n", "two\n")
+    assert capture.drain() == []
+
+
+def test_proxy_forwards_every_attribute() -> None:
+    original = sys.stdout
+    with capturing():
+        proxy = sys.stdout
+        assert proxy is not original
+        assert proxy.encoding == original.encoding
+        assert proxy.isatty() == original.isatty()
+        assert proxy.closed == original.closed
+        assert proxy.flush() is None
+        assert repr(proxy) == repr(original)
+    assert sys.stdout is original
+
+
+def test_progress_bars_keep_carriage_returns() -> None:
+    with capturing() as capture:
+        for i in range(3):
+            sys.stderr.write(f"\r{i}/3 [{'#' * i}]")
+        sys.stderr.write("\n")
+    assert _text(capture.drain()) == "\r0/3 []\r1/3 [#]\r2/3 [##]\n"
+
+
+def test_logging_to_stderr_is_copied() -> None:
+    logger = logging.getLogger("labnotebook-test-console")
+    with capturing() as capture:
+        handler = logging.StreamHandler()  # takes sys.stderr now: the proxy
+        logger.addHandler(handler)
+        try:
+            logger.warning("loss is %s", "nan")
+        finally:
+            logger.removeHandler(handler)
+    assert _text(capture.drain(), "stderr") == "loss is nan\n"
+
+
+def test_writes_from_threads_are_all_kept() -> None:
+    # print() writes the text and the newline in two calls, which threads may
+    # interleave (on the terminal too): write whole lines.
+    def work(n: int) -> None:
+        for i in range(200):
+            sys.stdout.write(f"thread {n} line {i}\n")
+
+    with capturing() as capture:
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    lines = _text(capture.drain()).splitlines()
+    assert sorted(lines) == sorted(
+        f"thread {n} line {i}" for n in range(4) for i in range(200)
+    )
+    for n in range(4):
+        mine = [line for line in lines if line.startswith(f"thread {n} ")]
+        assert mine == [f"thread {n} line {i}" for i in range(200)]
+
+
+def test_bytes_to_buffer_are_decoded_and_never_raise() -> None:
+    raw = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="replace")
+    original, sys.stdout = sys.stdout, raw
+    try:
+        with capturing() as capture:
+            sys.stdout.buffer.write(b"\xe2\x82")  # a character cut in two writes
+            sys.stdout.buffer.write(b"\xac and \xff\n")  # a byte that is not UTF-8
+            print("after\x00nul \udcff")
+    finally:
+        sys.stdout = original
+    assert _text(capture.drain()) == "€ and \ufffd\nafter\ufffdnul \ufffd\n"
+
+
+def test_text_that_the_stream_refuses_raises_as_before() -> None:
+    with capturing() as capture, pytest.raises(TypeError):
+        sys.stdout.write(b"bytes to a text stream")  # type: ignore[arg-type]
+    assert capture.drain() == []
+
+
+def test_a_failing_copy_does_not_reach_print(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(stream: str, data: object) -> None:
+        raise RuntimeError("capture is broken")
+
+    with capturing() as capture:
+        monkeypatch.setattr(capture, "record", broken)
+        print("still printed")
+    assert capsys.readouterr().out == "still printed\n"
+
+
+def test_limit_keeps_a_prefix_and_adds_one_marker(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    capture = ConsoleCapture(25)
+    capture.start()
+    try:
+        print("0123456789")
+        first = capture.drain()
+        print("abcdefghij" * 3)
+        print("not kept")
+        second = capture.drain()
+        print("nor this")
+        third = capture.drain()
+    finally:
+        capture.stop()
+
+    assert _text(first) == "0123456789\n"
+    marker = TRUNCATED.format(limit=25)
+    assert _text(second) == "abcdefghijabcd\n" + marker
+    assert len((_text(first) + _text(second)).encode()) - len(marker) - 1 == 25
+    assert third == []
+    assert "not kept" in capsys.readouterr().out
+
+
+def test_limit_counts_utf8_bytes() -> None:
+    capture = ConsoleCapture(5)
+    capture.start()
+    try:
+        print("ééé")  # 6 bytes
+    finally:
+        capture.stop()
+    assert _text(capture.drain()) == "éé\n" + TRUNCATED.format(limit=5)
+
+
+def test_zero_limit_keeps_only_the_marker() -> None:
+    capture = ConsoleCapture(0)
+    capture.start()
+    try:
+        print("x")
+    finally:
+        capture.stop()
+    assert _text(capture.drain()) == TRUNCATED.format(limit=0)
+
+
+def test_only_one_capture_at_a_time() -> None:
+    with capturing() as capture:
+        other = ConsoleCapture(1000)
+        assert not other.start()
+        print("mine")
+        other.stop()
+    assert _text(capture.drain()) == "mine\n"
+
+
+def test_stop_keeps_a_replacement_installed_meanwhile() -> None:
+    original = sys.stdout
+    capture = ConsoleCapture(1000)
+    capture.start()
+    proxy = sys.stdout
+    replacement = io.StringIO()
+    sys.stdout = replacement
+    try:
+        capture.stop()
+        assert sys.stdout is replacement
+        proxy.write("through the old proxy\n")  # still works, no longer copied
+    finally:
+        sys.stdout = original
+    assert capture.drain() == []
+
+
+def test_modes() -> None:
+    assert should_capture("on")
+    assert should_capture("auto")  # pytest is not a notebook
+    assert not should_capture("off")
