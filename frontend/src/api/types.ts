@@ -46,6 +46,45 @@ export interface Run {
   values?: Record<string, Json>
 }
 
+/**
+ * The code and environment captured at a run's start (docs/environment.md). Any client
+ * can write it, so every field is optional and read defensively.
+ */
+export interface Environment {
+  code?: {
+    script?: string | null
+    argv?: string[]
+    notebook?: { path?: string | null; kernel?: string | null; shell?: string } | null
+    commit?: string | null
+    branch?: string | null
+    remote?: string | null
+    dirty?: boolean
+    untracked?: string[]
+    untracked_truncated?: number
+    diff?: string
+    diff_truncated?: boolean
+    error?: string
+  }
+  python?: { version?: string; implementation?: string; executable?: string; prefix?: string }
+  platform?: {
+    system?: string
+    release?: string
+    machine?: string
+    platform?: string
+    distribution?: string
+  }
+  packages?: Record<string, string>
+  packages_truncated?: number
+  host?: {
+    hostname?: string
+    cpu?: string | null
+    cpu_count?: number | null
+    ram?: number
+    gpus?: { index?: number; name?: string; memory?: number; driver?: string }[]
+    error?: string
+  }
+}
+
 export interface RunList {
   runs: Run[]
   total: number
