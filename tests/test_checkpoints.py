@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from labnotebook import ValidationError
+from labnotebook import Notebook, ValidationError
 from labnotebook._checkpoints import choose, load_bytes, serialise, to_prune
 from labnotebook._store.base import Artifact
 
@@ -60,9 +60,10 @@ def test_paths(tmp_path: pathlib.Path) -> None:
     file.write_bytes(b"w")
     with serialise(str(file)) as saved:
         assert saved.source == file
-        assert saved.meta == {"format": "file"}
+        assert saved.meta == {"format": "file", "filename": "weights.bin"}
     with serialise(tmp_path) as saved:
-        assert saved.meta == {"format": "folder"}
+        assert saved.meta == {"format": "folder", "files": 1, "folder": tmp_path.name}
+        assert saved.media_type == "application/x-tar"
     with (
         pytest.raises(ValidationError, match="not an existing file or folder"),
         serialise(tmp_path / "missing.pt"),
@@ -179,3 +180,155 @@ def test_prune_keep_best_and_last() -> None:
     assert [a.id for a in deleted] == [1, 3]  # kept: 50 (last), 20 and 40 (best)
     deleted = to_prune(found, keep_last=0, keep_best=1, values=values, mode="max")
     assert [a.id for a in deleted] == [1, 2, 3, 4]
+
+
+# --------------------------------------------------------- through the stores
+
+
+def test_torch_module_round_trip(notebook: Notebook) -> None:
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Tanh())
+    with notebook.start() as run:
+        run.log(loss=1.0, step=10)
+        row = run.save_checkpoint(model)
+        assert row.step == 10
+        torch.nn.init.zeros_(model[0].weight)
+        run.save_checkpoint(model, step=20)
+        loaded_in_run = run.load_checkpoint(step=10)
+    stored = notebook.artifacts(run.id, kind="checkpoint")
+    assert [(a.name, a.step, a.meta["format"]) for a in stored] == [
+        ("model", 10, "torch"),
+        ("model", 20, "torch"),
+    ]
+
+    latest = labnotebook_load(notebook, run.id)
+    assert torch.count_nonzero(latest["0.weight"]) == 0
+    fresh = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Tanh())
+    fresh.load_state_dict(loaded_in_run)
+    assert torch.count_nonzero(fresh[0].weight) == 32
+
+
+def labnotebook_load(notebook: Notebook, run_id: str, **options: Any) -> Any:
+    return notebook.load_checkpoint(run_id, **options)
+
+
+def test_module_function(lab: Any) -> None:
+    with lab.start() as run:
+        run.save_checkpoint(b"weights", step=1, name="raw")
+    assert lab.load_checkpoint(run.id, name="raw") == b"weights"
+    with pytest.raises(lab.NotFoundError, match=r"no checkpoint named 'raw' at step 2"):
+        lab.load_checkpoint(run.id, step=2, name="raw")
+    with pytest.raises(lab.NotFoundError, match="no checkpoint named 'model'"):
+        lab.load_checkpoint(run.id)
+
+
+def test_numpy_bytes_file_and_folder(
+    notebook: Notebook, tmp_path: pathlib.Path
+) -> None:
+    file = tmp_path / "weights.safetensors"
+    file.write_bytes(bytes(range(256)) * 10)
+    folder = tmp_path / "hf"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text('{"a": 1}')
+    (folder / "sub" / "w.bin").write_bytes(b"\x00" * 1000)
+    (folder / "link").symlink_to(file)
+    arrays = {"w": np.eye(3)}
+    with notebook.start() as run:
+        run.save_checkpoint(np.arange(5), name="array", step=0)
+        run.save_checkpoint(arrays, name="arrays", step=0)
+        run.save_checkpoint(b"", name="empty", step=0)
+        run.save_checkpoint(file, name="file", step=0)
+        run.save_checkpoint(str(folder), name="folder", step=0)
+
+    assert np.array_equal(notebook.load_checkpoint(run.id, name="array"), np.arange(5))
+    assert np.array_equal(
+        notebook.load_checkpoint(run.id, name="arrays")["w"], np.eye(3)
+    )
+    assert notebook.load_checkpoint(run.id, name="empty") == b""
+
+    copied = notebook.load_checkpoint(run.id, name="file", dest=tmp_path / "out")
+    assert copied == tmp_path / "out" / "file"
+    assert copied.read_bytes() == file.read_bytes()
+    default = notebook.load_checkpoint(run.id, name="file")
+    assert default.read_bytes() == file.read_bytes()
+
+    restored = notebook.load_checkpoint(run.id, name="folder", dest=tmp_path / "back")
+    assert restored == tmp_path / "back"
+    assert (restored / "config.json").read_text() == '{"a": 1}'
+    assert (restored / "sub" / "w.bin").read_bytes() == b"\x00" * 1000
+    assert not (restored / "link").exists()
+
+    meta = {a.name: a.meta for a in notebook.artifacts(run.id)}
+    assert meta["folder"] == {"format": "folder", "files": 2, "folder": "hf"}
+    assert meta["file"]["format"] == "file"
+    assert meta["empty"] == {"format": "bytes"}
+
+
+def test_dest_must_be_a_folder(notebook: Notebook, tmp_path: pathlib.Path) -> None:
+    file = tmp_path / "x"
+    file.write_bytes(b"x")
+    with notebook.start() as run:
+        run.save_checkpoint(file, step=0)
+    with pytest.raises(ValidationError, match="is a file"):
+        notebook.load_checkpoint(run.id, dest=file)
+
+
+def test_bad_checkpoints_store_nothing(notebook: Notebook) -> None:
+    with notebook.start() as run:
+        with pytest.raises(ValidationError, match="as a checkpoint"):
+            run.save_checkpoint(object())
+        with pytest.raises(ValidationError, match="name"):
+            run.save_checkpoint(b"x", name="a/b")
+        with pytest.raises(ValidationError, match="step"):
+            run.save_checkpoint(b"x", step=-1)
+    assert notebook.artifacts(run.id) == []
+
+
+def test_prune_keeps_last_and_best(notebook: Notebook) -> None:
+    losses = [0.9, 0.2, 0.5, 0.1, 0.7, 0.8]
+    with notebook.start() as run:
+        for step, loss in enumerate(losses):
+            run.log({"val/loss": loss}, step=step)
+            run.save_checkpoint(np.full(100, step), step=step)
+        run.save_checkpoint(np.full(100, 99), step=0, name="other")
+        run.save_checkpoint(np.full(100, 5), step=9, name="same-bytes")
+        deleted = run.prune_checkpoints(keep_last=2, keep_best=2, metric="val/loss")
+    assert sorted(a.step for a in deleted) == [0, 2]
+    left = notebook.artifacts(run.id, kind="checkpoint", name="model")
+    assert sorted(a.step for a in left) == [1, 3, 4, 5]
+    assert len(notebook.artifacts(run.id, name="other")) == 1
+
+    # Unreferenced blobs are gone, shared ones stay.
+    sha = {a.step: a.sha256 for a in deleted}
+    assert not notebook.blobs.has(sha[0])
+    assert not notebook.blobs.has(sha[2])
+    assert np.array_equal(notebook.load_checkpoint(run.id), np.full(100, 5))
+    assert np.array_equal(
+        notebook.load_checkpoint(run.id, name="same-bytes"), np.full(100, 5)
+    )
+
+    deleted = notebook.prune_checkpoints(
+        run.id, keep_best=1, keep_last=0, metric="val/loss", mode="max"
+    )
+    assert sorted(a.step for a in deleted) == [1, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"keep_last": 0}, "would delete every checkpoint"),
+        ({"keep_last": -1}, "keep_last must be a non-negative integer"),
+        ({"keep_best": 1.5}, "keep_best must be a non-negative integer"),
+        ({"keep_best": 2}, "keep_best needs the metric"),
+        ({"mode": "lowest"}, "mode must be 'min'"),
+        ({"name": "a/b"}, "name"),
+    ],
+)
+def test_prune_validates(
+    notebook: Notebook, options: dict[str, Any], message: str
+) -> None:
+    with notebook.start() as run:
+        run.save_checkpoint(b"x", step=0)
+    with pytest.raises(ValidationError, match=message):
+        notebook.prune_checkpoints(run.id, **options)
+    assert len(notebook.artifacts(run.id)) == 1

@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from labnotebook import ValidationError
+from labnotebook import LabnotebookError, Notebook, ValidationError
 from labnotebook._images import to_png
 
 
@@ -154,3 +154,97 @@ def test_figure_from_pyplot_leaves_pyplot_alone() -> None:
     finally:
         plt.close(first)
         plt.close(second)
+
+
+# ------------------------------------------------------------ run.image, notes
+
+
+def test_run_image_is_stored_as_png(notebook: Notebook) -> None:
+    picture = np.zeros((3, 5, 3), np.uint8)
+    picture[1, 2] = (10, 20, 30)
+    with notebook.start() as run:
+        run.log(loss=1.0, step=7)
+        run.image(picture, "sample")
+        run.image(np.ones((2, 2)), "sample", step=9)
+    stored = notebook.get_run(run.id).artifacts(kind="image")
+    assert [(a.name, a.step) for a in stored] == [("sample", 7), ("sample", 9)]
+    first = stored[0]
+    assert first.media_type == "image/png"
+    assert first.meta == {"width": 5, "height": 3}
+    data = notebook.read_artifact(run.id, "sample", step=7)
+    assert np.array_equal(np.asarray(_decode(data)), picture)
+
+
+def test_image_step_defaults_to_none_before_anything_is_logged(
+    notebook: Notebook,
+) -> None:
+    with notebook.start() as run:
+        run.image(np.zeros((2, 2), np.uint8), "first")
+        run.log(a=1)
+        run.log(a=2)
+        run.image(np.zeros((2, 2), np.uint8), "after")
+    steps = {a.name: a.step for a in notebook.artifacts(run.id)}
+    assert steps == {"first": None, "after": 1}
+
+
+def test_resumed_run_images_default_to_the_last_step(notebook: Notebook) -> None:
+    with notebook.start() as run:
+        run.log(a=1, step=4)
+    with notebook.get_run(run.id).resume() as again:
+        again.image(np.zeros((2, 2), np.uint8), "x")
+    assert notebook.artifacts(run.id)[0].step == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "message"), [("a/b", "name"), ("", "name"), ("..", "name")]
+)
+def test_bad_image_names_store_nothing(
+    notebook: Notebook, name: str, message: str
+) -> None:
+    with notebook.start() as run:
+        with pytest.raises(ValidationError, match=message):
+            run.image(np.zeros((2, 2), np.uint8), name)
+        with pytest.raises(ValidationError, match="HxWx4"):
+            run.image(np.zeros((2, 2, 2), np.uint8), "ok")
+    assert notebook.artifacts(run.id) == []
+
+
+def test_image_on_a_finished_run_is_refused(notebook: Notebook) -> None:
+    with notebook.start() as run:
+        pass
+    with pytest.raises(LabnotebookError, match="resume"):
+        run.image(np.zeros((2, 2), np.uint8), "late")
+
+
+def test_note_with_images(notebook: Notebook) -> None:
+    figure = Figure(figsize=(1, 1), dpi=20)
+    with notebook.start() as run:
+        run.log(loss=0.5, step=3)
+        run.note("Samples", images=[np.zeros((2, 2), np.uint8), ("grid", figure)])
+        run.note("At ten", step=10, images={"a[1]": np.ones((1, 1), bool)})
+    images = notebook.artifacts(run.id, kind="image")
+    assert [(a.name, a.step) for a in images] == [
+        ("note-1", 3),
+        ("grid", 3),
+        ("a[1]", 10),
+    ]
+    assert all(a.meta["note"] is True for a in images)
+    notes = notebook.get_run(run.id).notes()
+    sha = {a.name: a.sha256 for a in images}
+    assert notes[0].text == (
+        f"Samples\n\n![note-1](sha256:{sha['note-1']})\n![grid](sha256:{sha['grid']})"
+    )
+    assert notes[1].text == f"At ten\n\n![a\\[1\\]](sha256:{sha['a[1]']})"
+    assert notes[1].step == 10
+
+
+def test_note_with_a_bad_image_stores_nothing(notebook: Notebook) -> None:
+    with notebook.start() as run:
+        with pytest.raises(ValidationError, match="dtype complex"):
+            run.note("x", images=[np.zeros((2, 2)), np.zeros((2, 2), np.complex64)])
+        with pytest.raises(ValidationError, match="name"):
+            run.note("x", images={"bad/name": np.zeros((2, 2))})
+        with pytest.raises(ValidationError, match="images must be a list"):
+            run.note("x", images=np.zeros((2, 2)))
+    assert notebook.artifacts(run.id) == []
+    assert notebook.get_run(run.id).notes() == []

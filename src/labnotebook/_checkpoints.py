@@ -8,7 +8,8 @@ Formats, kept in the artifact's ``meta["format"]``:
   allows pickle.
 - ``numpy``: an array (``np.save``) or a dict of arrays (``np.savez``), never pickled.
 - ``bytes``: bytes as given.
-- ``file`` / ``folder``: a path on disk, stored as it is.
+- ``file``: the path of a file, stored as it is.
+- ``folder``: the path of a folder, stored as one tar archive of its files.
 
 torch is imported only when the object comes from torch, so saving bytes or arrays
 never pays its import time.
@@ -17,19 +18,27 @@ never pays its import time.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 import pathlib
 import shutil
 import sys
+import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ._errors import ValidationError
+from ._errors import NotFoundError, ValidationError
 from ._store.base import Artifact
+from ._values import check_key, check_step
+
+if TYPE_CHECKING:
+    from ._notebook import Notebook
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("torch", "numpy", "bytes", "file", "folder")
 ACCEPTED = (
@@ -37,6 +46,7 @@ ACCEPTED = (
     "numpy arrays, bytes, or the path of a file or folder"
 )
 OCTET_STREAM = "application/octet-stream"
+TAR_MEDIA_TYPE = "application/x-tar"
 #: How deep :func:`_holds_torch` looks into nested containers.
 _MAX_DEPTH = 8
 
@@ -62,7 +72,12 @@ def serialise(obj: object) -> Iterator[Serialised]:
         return
 
     if isinstance(obj, (str, os.PathLike)):
-        yield _path(obj)
+        path = _path(obj)
+        if path.is_dir():
+            with tempfile.TemporaryDirectory(prefix="labnotebook-") as folder:
+                yield _folder(path, pathlib.Path(folder) / "checkpoint.tar")
+            return
+        yield Serialised(path, None, {"format": "file", "filename": path.name})
         return
 
     if _holds_torch(obj, 0):
@@ -82,16 +97,62 @@ def serialise(obj: object) -> Iterator[Serialised]:
     )
 
 
-def _path(obj: str | os.PathLike[str]) -> Serialised:
+def _path(obj: str | os.PathLike[str]) -> pathlib.Path:
     path = pathlib.Path(obj)
-    if path.is_dir():
-        return Serialised(path, None, {"format": "folder"})
-    if path.is_file():
-        return Serialised(path, None, {"format": "file"})
-    raise ValidationError(
-        f"checkpoint path {str(path)!r} is not an existing file or folder; check "
-        "the path (a str is read as a path: pass bytes to store text)"
-    )
+    if not (path.is_dir() or path.is_file()):
+        raise ValidationError(
+            f"checkpoint path {str(path)!r} is not an existing file or folder; check "
+            "the path (a str is read as a path: pass bytes to store text)"
+        )
+    return path
+
+
+def _folder(root: pathlib.Path, archive: pathlib.Path) -> Serialised:
+    # One tar blob: the checkpoint stays a single self-contained artifact.
+    # Symbolic links are skipped, never followed out of the folder.
+    files = 0
+    with tarfile.open(archive, "w") as tar:
+        for top, folders, names in os.walk(root):
+            folders.sort()
+            here = pathlib.Path(top)
+            for entry in [*folders, *sorted(names)]:
+                path = here / entry
+                if path.is_symlink() or not (path.is_file() or path.is_dir()):
+                    continue
+                arcname = path.relative_to(root).as_posix()
+                tar.add(path, arcname=arcname, recursive=False)
+                files += path.is_file()
+    meta = {"format": "folder", "files": files, "folder": root.name}
+    return Serialised(archive, TAR_MEDIA_TYPE, meta)
+
+
+def extract_folder(stream: BinaryIO, dest: pathlib.Path) -> pathlib.Path:
+    """Restore a folder checkpoint under ``dest``: regular files and folders only,
+    each at a relative path without ``..``, so nothing is written outside dest.
+    """
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            parts = pathlib.PurePosixPath(member.name).parts
+            if (
+                not parts
+                or member.name.startswith("/")
+                or any(p in ("..", "") or "\\" in p or "\x00" in p for p in parts)
+            ):
+                raise ValidationError(
+                    f"folder checkpoint entry {member.name!r} is not a plain relative "
+                    "path; the checkpoint is damaged or was not written by labnotebook"
+                )
+            target = dest.joinpath(*parts)
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif member.isfile():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                assert source is not None
+                with open(target, "wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+                os.chmod(target, member.mode & 0o755)
+    return dest
 
 
 # --------------------------------------------------------------------- torch
@@ -280,3 +341,126 @@ def to_prune(
     scored.sort(key=lambda pair: (sign * pair[0], -(pair[1].step or 0), -pair[1].id))
     keep.update(a.id for _, a in scored[:keep_best])
     return [a for a in found if a.id not in keep]
+
+
+# ------------------------------------------------------- reading from a store
+
+
+def load(
+    notebook: Notebook,
+    run_id: str,
+    step: int | None,
+    name: str,
+    *,
+    allow_pickle: bool,
+    map_location: Any,
+    dest: str | os.PathLike[str] | None,
+) -> Any:
+    """What :meth:`Notebook.load_checkpoint` returns (see its docstring)."""
+    from ._artifacts import check_artifact_name, write_verified
+
+    name = check_artifact_name(name)
+    if step is not None:
+        step = check_step(step)
+    if not isinstance(allow_pickle, bool):
+        raise ValidationError(
+            f"allow_pickle must be True or False, got {allow_pickle!r}"
+        )
+    if dest is not None and not isinstance(dest, (str, os.PathLike)):
+        raise ValidationError(f"dest must be a folder path, got {type(dest).__name__}")
+
+    found = notebook.artifacts(run_id, kind="checkpoint", name=name)
+    artifact = choose(found, step)
+    if artifact is None:
+        at = "" if step is None else f" at step {step}"
+        steps = sorted({a.step for a in found if a.step is not None})
+        known = f"; it has checkpoints at steps {steps}" if steps else ""
+        raise NotFoundError(
+            f"run {run_id[:8]} has no checkpoint named {name!r}{at}{known}; list them "
+            "with run.artifacts(kind='checkpoint')"
+        )
+
+    fmt = artifact.meta.get("format")
+    if fmt not in ("file", "folder"):
+        with notebook._open_blob(artifact.run_id, artifact.sha256) as stream:
+            return load_bytes(
+                artifact, stream, allow_pickle=allow_pickle, map_location=map_location
+            )
+
+    folder = _destination(dest)
+    with notebook._open_blob(artifact.run_id, artifact.sha256) as stream:
+        if fmt == "folder":
+            return extract_folder(stream, folder)
+        target = folder / check_artifact_name(artifact.name)
+        write_verified(stream, target, artifact.sha256)
+        return target
+
+
+def _destination(dest: str | os.PathLike[str] | None) -> pathlib.Path:
+    if dest is None:
+        return pathlib.Path(tempfile.mkdtemp(prefix="labnotebook-checkpoint-"))
+    folder = pathlib.Path(dest)
+    if folder.exists() and not folder.is_dir():
+        raise ValidationError(
+            f"dest {str(folder)!r} is a file; give a folder to copy the checkpoint "
+            "into (it is created if missing)"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def prune(
+    notebook: Notebook,
+    run_id: str,
+    name: str,
+    *,
+    keep_last: int,
+    keep_best: int,
+    metric: str | None,
+    mode: str,
+) -> list[Artifact]:
+    """What :meth:`Notebook.prune_checkpoints` does (see its docstring)."""
+    from ._artifacts import check_artifact_name
+
+    name = check_artifact_name(name)
+    for what, value in (("keep_last", keep_last), ("keep_best", keep_best)):
+        if type(value) is not int or value < 0:
+            raise ValidationError(
+                f"{what} must be a non-negative integer, got {value!r}"
+            )
+    if keep_last + keep_best == 0:
+        raise ValidationError(
+            "keep_last=0 and keep_best=0 would delete every checkpoint; keep at "
+            "least one (delete a whole run with delete_run)"
+        )
+    if mode not in ("min", "max"):
+        raise ValidationError(
+            f"mode must be 'min' (lower is better) or 'max', got {mode!r}"
+        )
+    if keep_best and metric is None:
+        raise ValidationError(
+            "keep_best needs the metric that ranks checkpoints, e.g. "
+            "metric='val/loss', mode='min'"
+        )
+    if metric is not None:
+        metric = check_key(metric)
+
+    found = notebook.artifacts(run_id, kind="checkpoint", name=name)
+    values: dict[int, float] = {}
+    if keep_best and metric is not None and found:
+        columns = notebook.store.history(run_id, [metric]).get(metric)
+        if columns is not None:
+            values = dict(zip(columns[0], columns[1], strict=True))
+    victims = to_prune(
+        found, keep_last=keep_last, keep_best=keep_best, values=values, mode=mode
+    )
+    if not victims:
+        return []
+
+    unused = notebook.store.delete_artifacts(run_id, [a.id for a in victims])
+    for sha in unused:
+        try:
+            notebook.blobs.delete(sha)
+        except OSError as exc:
+            logger.warning("could not delete blob %s: %s", sha, exc)
+    return victims

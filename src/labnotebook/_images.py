@@ -185,3 +185,34 @@ def _float_pixels(array: Any, described: str) -> Any:
             "np.clip(a, 0, 1))"
         )
     return np.rint(values * 255.0).astype(np.uint8)
+
+
+# --------------------------------------------------------------------- notes
+
+
+def note_images(images: object) -> list[tuple[str, object]]:
+    """The (name, picture) pairs of a note's ``images=`` argument.
+
+    Accepted: a dict of names to pictures, or a list whose items are pictures
+    (named ``note-1``, ``note-2``, ...) or (name, picture) pairs.
+    """
+    if isinstance(images, dict):
+        return list(images.items())
+    if not isinstance(images, (list, tuple)):
+        raise ValidationError(
+            f"images must be a list of pictures or (name, picture) pairs, or a dict "
+            f"of names to pictures, got {type(images).__name__}"
+        )
+    pairs: list[tuple[str, object]] = []
+    for n, item in enumerate(images, 1):
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            pairs.append((item[0], item[1]))
+        else:
+            pairs.append((f"note-{n}", item))
+    return pairs
+
+
+def markdown_image(name: str, sha256: str) -> str:
+    """A note's Markdown reference to a stored picture: ``![name](sha256:<hex>)``."""
+    caption = name.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    return f"![{caption}](sha256:{sha256})"

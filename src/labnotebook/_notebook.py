@@ -385,7 +385,7 @@ class Notebook:
         *,
         allow_pickle: bool = False,
         map_location: Any = None,
-        dest: str | Path | None = None,
+        dest: str | os.PathLike[str] | None = None,
     ) -> Any:
         """A run's checkpoint, read back: the latest one unless ``step`` is given.
 

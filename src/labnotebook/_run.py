@@ -19,7 +19,15 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from ._console import ConsoleCapture, should_capture
 from ._errors import LabnotebookError, ValidationError
-from ._store.base import Artifact, ArtifactCreate, Batch, Note, RunRecord, Summary
+from ._store.base import (
+    Artifact,
+    ArtifactCreate,
+    Batch,
+    ConsoleChunk,
+    Note,
+    RunRecord,
+    Summary,
+)
 from ._values import (
     MAX_FIELDS_BYTES,
     MAX_NOTE_LENGTH,
@@ -44,6 +52,9 @@ if TYPE_CHECKING:
 _KeySet = tuple[tuple[str, ...], struct.Struct]
 
 FINAL_STATUSES = ("finished", "failed", "killed")
+#: Console chunks read per request by Run.console(), and the longest search text.
+CONSOLE_PAGE = 1000
+MAX_CONSOLE_SEARCH = 1000
 #: Distinct sets of metric keys remembered as already validated.
 MAX_KEY_SETS = 10_000
 _now = time.time
@@ -152,6 +163,25 @@ class Run:
         """The run's notes, oldest first."""
         self.flush()
         return self._notebook.store.notes(self.id)
+
+    def console(self, search: str | None = None) -> list[ConsoleChunk]:
+        """The run's console output (stdout and stderr), in the order written.
+
+        search: only the chunks that contain this text (case-insensitive).
+        """
+        if search is not None:
+            check_text(search, "a console search", MAX_CONSOLE_SEARCH)
+        self.flush()
+        chunks: list[ConsoleChunk] = []
+        after = None
+        while True:
+            page = self._notebook.store.console(
+                self.id, after=after, limit=CONSOLE_PAGE, search=search
+            )
+            chunks.extend(page)
+            if len(page) < CONSOLE_PAGE:
+                return chunks
+            after = page[-1].id
 
     def artifacts(
         self, kind: str | None = None, name: str | None = None
@@ -325,9 +355,7 @@ class Run:
             self._system_keys[keys] = known
         append((step, _now(), known[0], known[1].pack(*values.values()), None))
 
-    def note(
-        self, text: str, *, step: int | None = None, images: Any = None
-    ) -> None:
+    def note(self, text: str, *, step: int | None = None, images: Any = None) -> None:
         """Add a Markdown note to the run (stored with the next flush).
 
         step: the step the note belongs to, if any.
@@ -436,7 +464,7 @@ class Run:
         *,
         allow_pickle: bool = False,
         map_location: Any = None,
-        dest: str | Path | None = None,
+        dest: str | os.PathLike[str] | None = None,
     ) -> Any:
         """Read a checkpoint of this run back (see ``labnotebook.load_checkpoint``)."""
         self.flush()
