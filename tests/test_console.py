@@ -5,12 +5,16 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 
 import pytest
 
+from labnotebook import Notebook, Settings, ValidationError
 from labnotebook._console import TRUNCATED, ConsoleCapture, should_capture
 
 
@@ -213,3 +217,197 @@ def test_modes() -> None:
     assert should_capture("on")
     assert should_capture("auto")  # pytest is not a notebook
     assert not should_capture("off")
+
+
+# -------------------------------------------------------- in a child process
+
+CHILD = """
+import logging, os, sys, threading
+import labnotebook as lab
+lab.init(os.environ["STORE"], home=os.environ["HOME_DIR"], flush_interval=0.1,
+         capture_console=os.environ.get("MODE", "auto"),
+         console_limit=int(os.environ.get("LIMIT", "10000000")))
+"""
+
+
+def run_child(code: str, settings: Settings, **env: str) -> tuple[str, str]:
+    """Run a script and return what it printed to the terminal (stdout, stderr)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD + textwrap.dedent(code)],
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("LABNOTEBOOK")},
+            "STORE": settings.store_url,
+            "HOME_DIR": settings.home,
+            **env,
+        },
+        capture_output=True,
+        timeout=120,
+    )
+    # Decoded here rather than by text=True, which would turn "\r" into "\n".
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 0, err
+    return out, err
+
+
+def stored(notebook: Notebook, run_id: str, stream: str | None = None) -> str:
+    chunks = notebook.get_run(run_id).console()
+    return "".join(c.text for c in chunks if stream is None or c.stream == stream)
+
+
+SCRIPT = """
+print("before the run")
+with lab.start("console") as run:
+    print("run", run.id)
+    print("to stderr", file=sys.stderr)
+    logging.basicConfig(format="%(levelname)s %(message)s")
+    logging.warning("a warning <b>bold</b>")
+    for i in range(5):
+        sys.stderr.write(f"\\r{i + 1}/5 [{'#' * (i + 1):5}]")
+        sys.stderr.flush()
+    sys.stderr.write("\\n")
+
+    def work(n):
+        for i in range(100):
+            sys.stdout.write(f"thread {n} line {i}\\n")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(3)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    print("ünïcödé ✓ and a tab\\t.")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(b"raw \\xff bytes\\n")
+    sys.stdout.buffer.flush()
+    print("last line", end="")
+print()
+print("after the run")
+"""
+
+
+def test_script_output_is_printed_and_stored(
+    settings: Settings, notebook: Notebook
+) -> None:
+    out, err = run_child(SCRIPT, settings)
+
+    run_id = out.splitlines()[1].split()[1]
+    lines = out.splitlines()
+    assert lines[0] == "before the run"
+    assert lines[-1] == "after the run"
+    assert sorted(lines[2:302]) == sorted(
+        f"thread {n} line {i}" for n in range(3) for i in range(100)
+    )
+    assert "raw \ufffd bytes" in out
+
+    inside = out[len("before the run\n") : -len("\nafter the run\n")]
+    kept = stored(notebook, run_id, "stdout")
+    # Threads race between writing and copying, as they race on the terminal:
+    # the lines of each thread keep their order, the rest is exactly as printed.
+    assert sorted(kept.splitlines()) == sorted(inside.splitlines())
+    for n in range(3):
+        mine = [line for line in kept.splitlines() if line.startswith(f"thread {n}")]
+        assert mine == [f"thread {n} line {i}" for i in range(100)]
+    others = [line for line in kept.splitlines() if not line.startswith("thread")]
+    assert "\n".join(others) == "\n".join(
+        line for line in inside.splitlines() if not line.startswith("thread")
+    )
+    assert kept.endswith("raw \ufffd bytes\nlast line")
+    assert stored(notebook, run_id, "stderr") == err
+    assert err == (
+        "to stderr\nWARNING a warning <b>bold</b>\n"
+        "\r1/5 [#    ]\r2/5 [##   ]\r3/5 [###  ]\r4/5 [#### ]\r5/5 [#####]\n"
+    )
+
+    chunks = notebook.get_run(run_id).console()
+    assert chunks[0].stream == "stdout"
+    assert chunks[0].text.startswith("run ")
+    assert chunks[1].stream == "stderr"
+    assert chunks[1].text.startswith("to stderr\n")
+    assert [c.time for c in chunks] == sorted(c.time for c in chunks)
+    assert [c.id for c in chunks] == sorted(c.id for c in chunks)
+
+    found = notebook.get_run(run_id).console(search="WARNING A WARNING")
+    assert [c.stream for c in found] == ["stderr"]
+
+
+def test_limit_marker_and_terminal_unchanged(
+    settings: Settings, notebook: Notebook
+) -> None:
+    out, _ = run_child(
+        """
+        with lab.start() as run:
+            print("run", run.id)
+            for i in range(100):
+                print(f"{i:04d}" * 10)
+        """,
+        settings,
+        LIMIT="1000",
+    )
+
+    assert len(out.splitlines()) == 101  # everything still printed
+    run_id = out.split()[1]
+    text = stored(notebook, run_id)
+    marker = TRUNCATED.format(limit=1000)
+    assert text.endswith("\n" + marker)
+    assert text[: -len(marker) - 1] == out[:1000]
+    assert text.count("[labnotebook:") == 1
+
+
+def test_streams_are_restored_and_replacements_kept(
+    settings: Settings, notebook: Notebook
+) -> None:
+    out, err = run_child(
+        """
+        import io
+        original_out, original_err = sys.stdout, sys.stderr
+        run = lab.start()
+        assert sys.stdout is not original_out
+        assert sys.stdout.fileno() == original_out.fileno()
+        assert sys.stdout.encoding == original_out.encoding
+        print("run", run.id)
+        mine = io.StringIO()
+        sys.stderr = mine
+        print("into my own stream", file=sys.stderr)
+        run.finish()
+        assert sys.stdout is original_out
+        assert sys.stderr is mine
+        sys.stderr = original_err
+        print("done", mine.getvalue().strip())
+        """,
+        settings,
+    )
+
+    assert out.splitlines()[-1] == "done into my own stream"
+    assert stored(notebook, out.split()[1]) == out.splitlines()[0] + "\n"
+    assert err == ""
+
+
+def test_off_mode_and_second_run(settings: Settings, notebook: Notebook) -> None:
+    out, _ = run_child(
+        """
+        first = lab.start("first")
+        second = lab.start("second")
+        print(first.id, second.id)
+        second.finish()
+        first.finish()
+        lab.init(os.environ["STORE"], home=os.environ["HOME_DIR"],
+                 capture_console="off")
+        original = sys.stdout
+        with lab.start("third") as third:
+            assert sys.stdout is original
+            print(third.id)
+        """,
+        settings,
+    )
+
+    first, second = out.splitlines()[0].split()
+    third = out.splitlines()[1]
+    assert stored(notebook, first) == f"{first} {second}\n"
+    assert stored(notebook, second) == ""
+    assert stored(notebook, third) == ""
+
+
+def test_console_search_is_validated(notebook: Notebook) -> None:
+    with notebook.start() as run:
+        pass
+    with pytest.raises(ValidationError, match="console search"):
+        run.console(search=3)  # type: ignore[arg-type]

@@ -40,7 +40,7 @@ from ._errors import (
 )
 from ._notebook import Notebook
 from ._run import Run
-from ._store.base import Artifact, ArtifactCreate, Note, Summary
+from ._store.base import Artifact, ArtifactCreate, ConsoleChunk, Note, Summary
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,7 @@ __all__ = [
     "Artifact",
     "ArtifactCreate",
     "ConflictError",
+    "ConsoleChunk",
     "FilterError",
     "LabnotebookError",
     "NotFoundError",
