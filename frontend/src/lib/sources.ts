@@ -7,6 +7,7 @@ import type { Json, Run, Series, StepFields } from '../api/types'
 import { paramAt, type Segment } from './fields'
 import { prefetch, takePrefetched } from './prefetch'
 import { batchedSeries } from './seriesBatch'
+import { isSystemMetric } from './system'
 
 export type XMode = 'step' | 'time'
 
@@ -43,6 +44,8 @@ export function prefetchRunPage(id: string, x: XMode): void {
   void prefetch(runKey(id), async () => {
     const run: Run = await api.getRun(id)
     for (const key of Object.keys(run.metrics)) {
+      // The System group starts collapsed: its charts ask when it is opened.
+      if (isSystemMetric(key)) continue
       void prefetch(seriesKey(run.id, key, x), () =>
         batchedSeries(run.id, key, x, HISTORY_BUCKETS, never),
       )
