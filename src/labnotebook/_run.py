@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ._console import ConsoleCapture, should_capture
 from ._errors import LabnotebookError, ValidationError
@@ -45,6 +45,7 @@ from ._writer import WAKE_ENTRIES, Writer
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ._artifacts import Readable
     from ._notebook import Notebook
     from ._sysmetrics import SystemSampler
 
@@ -499,7 +500,7 @@ class Run:
 
     def attach(
         self,
-        source: str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes],
+        source: str | os.PathLike[str] | bytes | bytearray | memoryview | Readable,
         name: str | None = None,
         step: int | None = None,
     ) -> ArtifactCreate:
@@ -553,7 +554,7 @@ class Run:
         self,
         kind: str,
         name: str,
-        source: str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes],
+        source: str | os.PathLike[str] | bytes | bytearray | memoryview | Readable,
         *,
         step: int | None = None,
         media_type: str | None = None,

@@ -2,7 +2,8 @@
 
 The body is a batch as ``labnotebook._store.base.Batch.to_json()`` writes it. The
 server checks every field (types, names, limits) before the store sees it, since
-the client may be anything that speaks HTTP.
+the client may be anything that speaks HTTP. An artifact row is accepted only once
+its bytes are in the server's artifact store (``PUT /api/v1/blobs/<sha256>``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from typing import Any
 import numpy as np
 from flask import Blueprint
 
-from .._schema import STATUSES
-from .._store.base import Batch, Columns, RunCreate, _unpack_columns
+from .._artifacts import check_artifact_name, parse_manifest
+from .._environment import MAX_ENVIRONMENT_BYTES
+from .._errors import StoreError, ValidationError
+from .._schema import ARTIFACT_KINDS, STATUSES
+from .._store.base import ArtifactCreate, Batch, Columns, RunCreate, _unpack_columns
 from .._values import (
     MAX_FIELDS_BYTES,
     MAX_NOTE_LENGTH,
@@ -29,6 +33,7 @@ from .._values import (
 from ._auth import write
 from ._errors import ApiError
 from ._http import check_params, config, json_body, store
+from .artifacts import blobs
 
 bp = Blueprint("ingest", __name__)
 
@@ -40,6 +45,8 @@ _BATCH_FIELDS = (
     "points",
     "fields",
     "notes",
+    "artifacts",
+    "console",
     "status",
     "ended_at",
     "error",
@@ -55,6 +62,23 @@ _CREATE_FIELDS = (
     "pid",
     "command",
     "environment",
+)
+_ARTIFACT_FIELDS = (
+    "kind",
+    "name",
+    "step",
+    "size",
+    "sha256",
+    "media_type",
+    "created_at",
+    "meta",
+)
+_CONSOLE_STREAMS = ("stdout", "stderr")
+# NUL (PostgreSQL text cannot hold it) and lone surrogates (not valid UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MEDIA_TYPE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
 )
 _ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
@@ -88,6 +112,8 @@ def parse_batch(data: dict[str, Any], max_points: int) -> Batch:
     batch.points = _points(data.get("points") or {}, max_points)
     batch.fields = _fields(data.get("fields") or [])
     batch.notes = _notes(data.get("notes") or [])
+    batch.artifacts = _artifacts(data.get("artifacts") or [])
+    batch.console = _console(data.get("console") or [])
     status = data.get("status")
     if status is not None and status not in STATUSES:
         raise _invalid("status", f"status {status!r:.40} is not one of {STATUSES}")
@@ -122,7 +148,7 @@ def _create(data: object) -> RunCreate:
         raise _invalid("create.params", "create.params must be an object")
     environment = data.get("environment")
     if environment is not None:
-        environment = _json(environment, "create.environment")
+        environment = _json(environment, "create.environment", MAX_ENVIRONMENT_BYTES)
         if not isinstance(environment, dict):
             raise _invalid("create.environment", "create.environment must be an object")
     pid = data.get("pid")
@@ -279,6 +305,142 @@ def _notes(rows: object) -> list[tuple[float, int | None, str]]:
     return out
 
 
+def _artifacts(rows: object) -> list[ArtifactCreate]:
+    if not isinstance(rows, list) or len(rows) > MAX_ROWS:
+        raise _invalid(
+            "artifacts", f"artifacts must be a list of at most {MAX_ROWS} rows"
+        )
+    out = [_artifact(row, f"artifacts[{i}]") for i, row in enumerate(rows)]
+    for row in out:
+        _check_uploaded(row)
+    return out
+
+
+def _artifact(row: object, where: str) -> ArtifactCreate:
+    if not isinstance(row, dict):
+        raise _invalid(where, f"{where} must be an object")
+    unknown = sorted(set(row) - set(_ARTIFACT_FIELDS))
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_field",
+            f"unknown field(s) {unknown} in {where}; known: {list(_ARTIFACT_FIELDS)}",
+            {"field": f"{where}.{unknown[0]}"},
+        )
+    missing = [name for name in _ARTIFACT_FIELDS[:-1] if name not in row]
+    if missing:
+        raise ApiError(
+            422,
+            "missing_field",
+            f"{where} needs the field(s) {missing}",
+            {"field": f"{where}.{missing[0]}"},
+        )
+    kind = row["kind"]
+    if kind not in ARTIFACT_KINDS:
+        raise _invalid(
+            f"{where}.kind",
+            f"{where}.kind {kind!r:.40} is not one of {', '.join(ARTIFACT_KINDS)}",
+        )
+    try:
+        name = check_artifact_name(row["name"])
+    except ValidationError as exc:
+        raise _invalid(f"{where}.name", f"{where}.name: {exc}") from None
+    step = row["step"]
+    size = row["size"]
+    if type(size) is not int or not 0 <= size < 2**63:
+        raise _invalid(
+            f"{where}.size",
+            f"{where}.size must be a number of bytes >= 0, got {size!r:.40}",
+        )
+    sha = row["sha256"]
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise _invalid(
+            f"{where}.sha256",
+            f"{where}.sha256 {sha!r:.80} must be 64 lowercase hexadecimal digits",
+        )
+    media_type = row["media_type"]
+    if not isinstance(media_type, str) or not _MEDIA_TYPE.fullmatch(media_type):
+        raise _invalid(
+            f"{where}.media_type",
+            f"{where}.media_type {media_type!r:.60} must be a media type such as "
+            "image/png or application/octet-stream",
+        )
+    meta = _json(row.get("meta") or {}, f"{where}.meta", MAX_FIELDS_BYTES)
+    if not isinstance(meta, dict):
+        raise _invalid(f"{where}.meta", f"{where}.meta must be an object")
+    return ArtifactCreate(
+        kind=kind,
+        name=name,
+        step=None if step is None else _step(step, f"{where}.step"),
+        size=size,
+        sha256=sha,
+        media_type=media_type,
+        created_at=_time(row["created_at"], f"{where}.created_at"),
+        meta=meta,
+    )
+
+
+def _check_uploaded(row: ArtifactCreate) -> None:
+    """The row's bytes (and a folder's files) must be in the artifact store."""
+    found = blobs()
+    missing = [row.sha256] if not found.has(row.sha256) else []
+    if not missing and row.kind == "folder":
+        try:
+            with found.open(row.sha256) as f:
+                entries = parse_manifest(f.read())
+        except StoreError as exc:
+            raise _invalid(
+                "artifacts", f"the manifest of folder {row.name!r} is invalid: {exc}"
+            ) from None
+        missing = [e.sha256 for e in entries if not found.has(e.sha256)]
+    elif not missing and found.size(row.sha256) != row.size:
+        raise _invalid(
+            "artifacts",
+            f"artifact {row.name!r} says it has {row.size} bytes but its blob "
+            f"{row.sha256} has {found.size(row.sha256)}",
+        )
+    if missing:
+        raise ApiError(
+            422,
+            "blob_missing",
+            f"the bytes of artifact {row.name!r} (sha256 {missing[0]}) are not on "
+            f"the server; upload them first with PUT /api/v1/blobs/{missing[0]}, "
+            "then send the batch again",
+            {"field": "artifacts", "sha256": missing[0], "missing": len(missing)},
+        )
+
+
+def _console(rows: object) -> list[tuple[float, str, str]]:
+    if not isinstance(rows, list) or len(rows) > MAX_ROWS:
+        raise _invalid("console", f"console must be a list of at most {MAX_ROWS} rows")
+    out = []
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 3):
+            raise _invalid("console", "each console row must be [time, stream, text]")
+        stream, text = row[1], row[2]
+        if stream not in _CONSOLE_STREAMS:
+            raise _invalid(
+                "console",
+                f"console stream {stream!r:.40} is not one of "
+                f"{', '.join(_CONSOLE_STREAMS)}",
+            )
+        if not isinstance(text, str):
+            raise _invalid(
+                "console", f"console text must be a string, got {type(text).__name__}"
+            )
+        out.append((_time(row[0], "console"), str(stream), _printable(text)))
+    return out
+
+
+def _printable(text: str) -> str:
+    """Console text as the store can hold it: NUL and lone surrogates replaced.
+
+    Output is kept as it was written rather than refused, so a stray byte never
+    costs the rest of the batch.
+    """
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
 def _json(value: object, what: str, max_bytes: int | None = None) -> Any:
     converted = (
         to_json(value, what) if max_bytes is None else to_json(value, what, max_bytes)
@@ -325,6 +487,12 @@ def _text(
         )
     if "\x00" in value:
         raise _invalid(where, f"{where} contains a NUL character; remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid(
+            where, f"{where} contains a lone surrogate, which is not valid Unicode"
+        ) from None
     return value
 
 

@@ -1,0 +1,253 @@
+"""Code and environment captured at start: git state, diff, Python, packages, host."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from labnotebook import Notebook, Settings
+from labnotebook._environment import MAX_ENVIRONMENT_BYTES, capture, strip_credentials
+from labnotebook._store.base import Batch, RunCreate
+from labnotebook.server import ServerConfig, create_app
+
+TOKEN_REMOTE = "https://alice:ghp_s3cret@github.com/lab/model.git"
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=Lab", "-c", "user.email=lab@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A committed git repository holding train.py, run as the current script."""
+    root = tmp_path / "project"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "train.py").write_text("lr = 0.1\nprint(lr)\n")
+    git(root, "add", "train.py")
+    git(root, "commit", "-q", "-m", "first")
+    git(root, "remote", "add", "origin", TOKEN_REMOTE)
+    monkeypatch.setattr(sys, "argv", [str(root / "train.py"), "--lr", "0.1"])
+    return root
+
+
+def _environment(notebook: Notebook) -> dict[str, object]:
+    with notebook.start("r") as run:
+        started = run.environment
+    stored = notebook.get_run(run.id).environment
+    assert stored == started
+    assert list(stored.get("packages", {})) == sorted(stored.get("packages", {}))
+    return stored
+
+
+def test_a_clean_repository(notebook: Notebook, repo: Path) -> None:
+    env = _environment(notebook)
+
+    code = env["code"]
+    assert isinstance(code, dict)
+    assert code["commit"] == git(repo, "rev-parse", "HEAD")
+    assert code["branch"] == "main"
+    assert code["remote"] == "https://github.com/lab/model.git"
+    assert "s3cret" not in json.dumps(env)
+    assert code["dirty"] is False
+    assert code["diff"] == ""
+    assert code["diff_truncated"] is False
+    assert code["untracked"] == []
+    assert code["script"] == str(repo / "train.py")
+    assert code["argv"] == [str(repo / "train.py"), "--lr", "0.1"]
+    assert code["notebook"] is None
+
+
+def test_a_dirty_repository_records_the_diff_and_untracked_files(
+    notebook: Notebook, repo: Path
+) -> None:
+    (repo / "train.py").write_text("lr = 0.01\nprint(lr)\n<script>alert(1)</script>\n")
+    (repo / "notes.txt").write_text("untracked\n")
+
+    code = _environment(notebook)["code"]
+
+    assert isinstance(code, dict)
+    assert code["dirty"] is True
+    assert code["untracked"] == ["notes.txt"]
+    assert code["diff_truncated"] is False
+    diff = code["diff"]
+    assert diff.startswith("diff --git a/train.py b/train.py\n")
+    assert "-lr = 0.1\n" in diff
+    assert "+lr = 0.01\n" in diff
+    assert "+<script>alert(1)</script>\n" in diff
+
+
+def test_only_untracked_files_make_a_repository_dirty(
+    notebook: Notebook, repo: Path
+) -> None:
+    (repo / "scratch.py").write_text("x = 1\n")
+    code = _environment(notebook)["code"]
+    assert isinstance(code, dict)
+    assert code["dirty"] is True
+    assert code["diff"] == ""
+    assert code["untracked"] == ["scratch.py"]
+
+
+def test_a_diff_over_the_cap_is_cut_at_a_whole_line(
+    settings: Settings, repo: Path
+) -> None:
+    (repo / "train.py").write_text("".join(f"line {i}\n" for i in range(5000)))
+    notebook = Notebook(settings.replace(max_diff_size=2000))
+    try:
+        code = _environment(notebook)["code"]
+    finally:
+        notebook.close()
+
+    assert isinstance(code, dict)
+    assert code["diff_truncated"] is True
+    assert 1000 < len(code["diff"].encode()) <= 2000
+    assert code["diff"].endswith("\n")
+    assert code["diff"].startswith("diff --git a/train.py b/train.py\n")
+
+
+def test_each_part_can_be_switched_off(settings: Settings, repo: Path) -> None:
+    cases = [
+        ({"capture_code": False}, {"python", "platform", "packages", "host"}),
+        ({"capture_environment": False}, {"code"}),
+    ]
+    for changes, keys in cases:
+        notebook = Notebook(settings.replace(**changes))
+        try:
+            assert set(_environment(notebook)) == keys
+        finally:
+            notebook.close()
+
+    notebook = Notebook(settings.replace(capture_code=False, capture_environment=False))
+    try:
+        with notebook.start() as run:
+            pass
+        assert notebook.get_run(run.id).record.environment is None
+        assert notebook.get_run(run.id).environment == {}
+    finally:
+        notebook.close()
+
+
+def test_python_platform_packages_and_host(notebook: Notebook) -> None:
+    env = _environment(notebook)
+
+    python = env["python"]
+    assert isinstance(python, dict)
+    assert python["version"] == ".".join(map(str, sys.version_info[:3]))
+    assert python["implementation"] == "CPython"
+    assert python["executable"] == sys.executable
+    assert isinstance(env["platform"], dict)
+    assert env["platform"]["system"]
+
+    packages = env["packages"]
+    assert isinstance(packages, dict)
+    assert list(packages) == sorted(packages)
+    assert packages["pytest"] == pytest.__version__
+    assert "sqlalchemy" in packages
+
+    host = env["host"]
+    assert isinstance(host, dict)
+    assert host["hostname"]
+    assert host["cpu_count"] >= 1
+    assert host["ram"] > 0
+    assert "error" not in host
+
+
+def test_outside_a_repository_there_is_no_git_state(
+    notebook: Notebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "alone" / "train.py"
+    script.parent.mkdir()
+    script.write_text("pass\n")
+    monkeypatch.setattr(sys, "argv", [str(script)])
+    code = _environment(notebook)["code"]
+    assert code == {"script": str(script), "argv": [str(script)], "notebook": None}
+
+
+def test_a_git_failure_is_recorded_and_the_run_still_starts(
+    notebook: Notebook, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(repo / "no-such-bin"))
+    code = _environment(notebook)["code"]
+    assert isinstance(code, dict)
+    assert code["error"] == "git: git is not installed"
+    assert code["script"] == str(repo / "train.py")
+
+
+def test_arguments_that_are_not_valid_text_are_escaped(
+    notebook: Notebook, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", [str(repo / "train.py"), "bad-\udcff"])
+    code = _environment(notebook)["code"]
+    assert isinstance(code, dict)
+    assert code["argv"][1:] == ["bad-\\udcff"]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (TOKEN_REMOTE, "https://github.com/lab/model.git"),
+        ("https://oauth2:tok@gitlab.com/a/b.git", "https://gitlab.com/a/b.git"),
+        ("http://tok@host:8080/a.git?token=x", "http://host:8080/a.git"),
+        ("https://github.com/a/b.git", "https://github.com/a/b.git"),
+        ("ssh://git:pw@host/a.git", "ssh://git@host/a.git"),
+        ("ssh://git@host/a.git", "ssh://git@host/a.git"),
+        ("git@github.com:a/b.git", "git@github.com:a/b.git"),
+        ("/srv/git/a.git", "/srv/git/a.git"),
+    ],
+)
+def test_strip_credentials(url: str, expected: str) -> None:
+    assert strip_credentials(url) == expected
+
+
+def test_the_largest_capture_fits_the_server_limit(store_url: str, repo: Path) -> None:
+    # Line noise that JSON escapes to several bytes per byte of diff.
+    (repo / "train.py").write_text('"\\\t\x01' * 600_000)
+    env = capture(code=True, environment=True, max_diff_size=10_000_000)
+    assert env["code"]["diff_truncated"] is True
+    size = len(json.dumps(env, ensure_ascii=False, separators=(",", ":")).encode())
+    assert size <= MAX_ENVIRONMENT_BYTES
+
+    app = create_app(ServerConfig(store=store_url))
+    try:
+        client = app.test_client()
+        batch = Batch(
+            run_id="e" * 32,
+            create=RunCreate(
+                experiment="remote",
+                name="r",
+                params={},
+                tags=[],
+                started_at=time.time(),
+                environment=env,
+            ),
+        )
+        response = client.post(
+            "/api/v1/ingest", data=batch.to_json(), content_type="application/json"
+        )
+        assert response.status_code == 200, response.get_data(as_text=True)
+        run = client.get(f"/api/v1/runs/{'e' * 32}").get_json()
+        assert run["environment"] == env
+    finally:
+        app.extensions["labnotebook"].store.close()
+
+
+def test_capture_at_start_stays_fast(notebook: Notebook, repo: Path) -> None:
+    (repo / "train.py").write_text("changed\n")
+    with notebook.start():
+        pass
+    started = time.perf_counter()
+    capture(code=True, environment=True, max_diff_size=1_000_000)
+    # Generous for a loaded 2-core machine; typically about 10 ms.
+    assert time.perf_counter() - started < 1.5
