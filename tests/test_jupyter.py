@@ -1,0 +1,419 @@
+"""Runs in Jupyter, driven through a real IPython kernel (ipykernel + jupyter_client).
+
+Each kernel test starts its own kernel on the test's store (SQLite or PostgreSQL),
+executes cells as a notebook frontend would (with a cell id in the request's
+metadata), and reads the display messages the kernel publishes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyter_client.manager import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
+
+from labnotebook import LabnotebookError, Notebook, Settings
+from labnotebook._jupyter import dashboard_link, sparkline, summary_html
+from labnotebook._store.base import RunRecord
+
+Message = dict[str, Any]
+#: Longest a cell may take (a loaded 2-core machine starts a kernel slowly).
+CELL_TIMEOUT = 60.0
+
+
+class Kernel:
+    """One IPython kernel, and every iopub message it sent."""
+
+    def __init__(self, folder: Path, env: dict[str, str]):
+        spec = folder / "kernels" / "labnotebook-test"
+        spec.mkdir(parents=True)
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        (spec / "kernel.json").write_text(
+            json.dumps({"argv": argv, "display_name": "test", "language": "python"})
+        )
+        self.manager = KernelManager(
+            kernel_name="labnotebook-test",
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)]),
+            connection_file=str(folder / "connection.json"),
+        )
+        self.manager.start_kernel(env={**os.environ, **env})
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=CELL_TIMEOUT)
+        self.messages: list[Message] = []
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+    def send(self, code: str, cell_id: str | None = None) -> str:
+        """Send an execute request, as a notebook does; returns its message id."""
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": False,
+        }
+        metadata = {"cellId": cell_id} if cell_id else {}
+        msg = self.client.session.msg("execute_request", content, metadata=metadata)
+        self.client.shell_channel.send(msg)
+        return str(msg["header"]["msg_id"])
+
+    def wait_for(
+        self, found: Callable[[Message], bool], timeout: float = CELL_TIMEOUT
+    ) -> Message:
+        """Read iopub messages (keeping them all) until one is ``found``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                msg = self.client.get_iopub_msg(timeout=0.5)
+            except queue.Empty:
+                continue
+            self.messages.append(msg)
+            if found(msg):
+                return msg
+        raise AssertionError(f"no such message within {timeout} s")
+
+    def seen_or_wait(
+        self, found: Callable[[Message], bool], since: int, timeout: float = 15
+    ) -> Message:
+        """The first message from index ``since`` on that is ``found``, or the next."""
+        for msg in self.messages[since:]:
+            if found(msg):
+                return msg
+        return self.wait_for(found, timeout)
+
+    def execute(self, code: str, cell_id: str | None = None) -> list[Message]:
+        """Run a cell to its end; returns the iopub messages that came meanwhile."""
+        first = len(self.messages)
+        msg_id = self.send(code, cell_id)
+        self.wait_for(lambda m: is_idle(m, msg_id))
+        return self.messages[first:]
+
+    def settle(self, seconds: float) -> list[Message]:
+        """Messages that arrive within ``seconds`` while no cell runs."""
+        first = len(self.messages)
+        with contextlib.suppress(AssertionError):
+            self.wait_for(lambda m: False, seconds)
+        return self.messages[first:]
+
+
+def is_idle(msg: Message, msg_id: str) -> bool:
+    return bool(
+        msg["msg_type"] == "status"
+        and msg["content"]["execution_state"] == "idle"
+        and msg["parent_header"].get("msg_id") == msg_id
+    )
+
+
+def displays(messages: list[Message], kind: str = "display_data") -> list[Message]:
+    return [m for m in messages if m["msg_type"] == kind]
+
+
+def html_of(msg: Message) -> str:
+    return str(msg["content"]["data"]["text/html"])
+
+
+def is_final(msg: Message) -> bool:
+    return msg["msg_type"] == "update_display_data" and ">finished<" in html_of(msg)
+
+
+def errors(messages: list[Message]) -> list[str]:
+    return [
+        f"{m['content']['ename']}: {m['content']['evalue']}"
+        for m in messages
+        if m["msg_type"] == "error"
+    ]
+
+
+@pytest.fixture
+def kernel(store_url: str, tmp_path: Path) -> Iterator[Kernel]:
+    folder = tmp_path / "kernel"
+    env = {
+        "LABNOTEBOOK_URL": store_url,
+        "LABNOTEBOOK_HOME": str(tmp_path / "home"),
+        "LABNOTEBOOK_FLUSH_INTERVAL": "0.05",
+        "LABNOTEBOOK_SYSTEM_METRICS_INTERVAL": "0.2",
+        "LABNOTEBOOK_CAPTURE_CODE": "false",
+        "LABNOTEBOOK_CAPTURE_ENVIRONMENT": "false",
+        "LABNOTEBOOK_DASHBOARD_URL": "http://lab-server:5000/",
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+    }
+    started = Kernel(folder, env)
+    yield started
+    started.close()
+
+
+def by_name(notebook: Notebook) -> dict[str, RunRecord]:
+    return {r.name: r for r in notebook.store.list_runs()}
+
+
+# --------------------------------------------------------------- the summary
+
+
+def test_summary_updates_while_the_cell_runs(
+    kernel: Kernel, notebook: Notebook
+) -> None:
+    start = len(kernel.messages)
+    messages = kernel.execute(
+        "import time\n"
+        "import labnotebook as lab\n"
+        "run = lab.start('<script>alert(1)</script>', tags=['<b>tag</b>'])\n"
+        "run.display()\n"
+        "for i in range(80):\n"
+        "    run.log({'loss': 1 / (i + 1), 'acc': i / 80})\n"
+        "    run.log({'x<i>': 2.0, 'y': 1.0, 'z': 1.0}, step=i)\n"
+        "    time.sleep(0.05)\n"
+        "_ = run.finish()\n",
+        cell_id="train",
+    )
+    assert errors(messages) == []
+    [first] = displays(messages)
+    display_id = first["content"]["transient"]["display_id"]
+    during = displays(messages, "update_display_data")
+    assert during, "no update arrived while the cell ran"
+    assert {m["content"]["transient"]["display_id"] for m in during} == {display_id}
+    running = [html_of(m) for m in during if ">running<" in html_of(m)]
+    assert any(re.search(r">step [1-9]\d*<", page) for page in running), running
+
+    # The last update, soon after finish(), shows the final status and values.
+    final = kernel.seen_or_wait(is_final, start)
+    page = html_of(final)
+    assert final["content"]["transient"]["display_id"] == display_id
+    assert ">0.9875<" in page  # acc at step 79
+    assert ">0.0125<" in page  # loss
+    assert ">step 79<" in page
+    assert "<polyline" in page
+    assert "x&lt;i&gt;" in page
+    assert "and 1 more metric" in page  # four shown, z left out
+    assert "sys/" not in page
+
+    # User text is escaped everywhere.
+    for msg in [first, *during, final]:
+        text = html_of(msg)
+        assert "<script" not in text and "<b>" not in text and "x<i>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;b&gt;tag&lt;/b&gt;" in page
+
+    run_id = by_name(notebook)["<script>alert(1)</script>"].id
+    assert f'href="http://lab-server:5000/runs/{run_id}"' in page
+    assert notebook.get_run(run_id).status == "finished"
+
+    # No more updates once the run has ended.
+    assert displays(kernel.settle(2.5), "update_display_data") == []
+
+    # A run not active here is shown once, from the store; the same for a cell
+    # that ends with the run.
+    for code in ("run", f"lab.get_run({run_id!r})"):
+        messages = kernel.execute(code)
+        [shown] = displays(messages)
+        assert ">finished<" in html_of(shown) and ">0.0125<" in html_of(shown)
+        assert "display_id" not in shown["content"].get("transient", {})
+        assert displays(messages, "execute_result") == []
+
+
+def test_a_cell_ending_with_a_running_run_shows_it_live(
+    kernel: Kernel, notebook: Notebook
+) -> None:
+    kernel.execute(
+        "import labnotebook as lab\nrun = lab.start('live')\nrun.log(loss=0.5)\nrun",
+        cell_id="a",
+    )
+    update = kernel.seen_or_wait(
+        lambda m: m["msg_type"] == "update_display_data" and ">0.5<" in html_of(m), 0
+    )
+    assert ">running<" in html_of(update)
+
+    start = len(kernel.messages)
+    messages = kernel.execute("run.log(loss=0.25)\n_ = run.finish()", cell_id="b")
+    assert errors(messages) == []
+    final = kernel.seen_or_wait(is_final, start)
+    assert ">0.25<" in html_of(final)
+
+
+# ------------------------------------------------------------ cells run again
+
+
+def test_a_cell_run_again_finishes_the_runs_it_started(
+    kernel: Kernel, notebook: Notebook
+) -> None:
+    def run_cell(code: str, cell_id: str | None = None) -> None:
+        assert errors(kernel.execute(code, cell_id)) == []
+
+    run_cell("import time\nimport labnotebook as lab")
+
+    # Ran to its end: finished when the cell runs again (edited, same cell id).
+    run_cell("first = lab.start('first')\nfirst.log(x=1)", "c1")
+    assert by_name(notebook)["first"].status == "running"
+    run_cell("second = lab.start('second')", "c1")
+    assert by_name(notebook)["first"].status == "finished"
+    assert by_name(notebook)["second"].status == "running"
+
+    # Raised: failed, with the traceback.
+    raised = kernel.execute(
+        "boom = lab.start('boom')\nraise ValueError('no data')", "c2"
+    )
+    assert errors(raised) == ["ValueError: no data"]
+    assert by_name(notebook)["boom"].status == "running"
+    run_cell("after = lab.start('after')", "c2")
+    boom = by_name(notebook)["boom"]
+    assert boom.status == "failed"
+    assert boom.error is not None and "ValueError: no data" in boom.error
+
+    # Interrupted: killed.
+    first = len(kernel.messages)
+    msg_id = kernel.send(
+        "loop = lab.start('loop')\nwhile True:\n    time.sleep(0.05)", "c3"
+    )
+    deadline = time.monotonic() + CELL_TIMEOUT
+    while "loop" not in by_name(notebook):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    kernel.manager.interrupt_kernel()
+    kernel.wait_for(lambda m: is_idle(m, msg_id))
+    assert errors(kernel.messages[first:]) == ["KeyboardInterrupt: "]
+    run_cell("again = lab.start('again')", "c3")
+    assert by_name(notebook)["loop"].status == "killed"
+
+    # Without a cell id, the source identifies the cell.
+    run_cell("plain = lab.start('plain-1')")
+    run_cell("plain = lab.start('plain-1')")
+    plain = [r for r in notebook.store.list_runs() if r.name == "plain-1"]
+    assert sorted(r.status for r in plain) == ["finished", "running"]
+
+    # Several runs started by one execution of a cell all stay.
+    run_cell("sweep = [lab.start(f'sweep-{i}') for i in range(3)]", "c4")
+    runs = by_name(notebook)
+    assert [runs[f"sweep-{i}"].status for i in range(3)] == ["running"] * 3
+
+    # A run started without `with` stays running across other cells.
+    assert runs["second"].status == "running"
+    assert runs["after"].status == "running"
+
+    # A cell that finished its own run leaves nothing to finish.
+    run_cell("done = lab.start('done')\n_ = done.finish('killed')", "c5")
+    run_cell("done2 = lab.start('done-2')", "c5")
+    assert by_name(notebook)["done"].status == "killed"
+
+
+# ------------------------------------------------------------- plain Python
+
+
+def test_plain_python_never_imports_ipython(store_url: str, tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "import labnotebook as lab\n"
+        "with lab.start('script') as run:\n"
+        "    run.log(loss=1.0)\n"
+        "assert 'IPython' not in sys.modules, 'IPython was imported'\n"
+        "assert run._repr_html_().count('script') >= 1\n"
+        "assert 'IPython' not in sys.modules, 'IPython was imported'\n"
+        "try:\n"
+        "    run.display()\n"
+        "except lab.LabnotebookError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {
+        **os.environ,
+        "LABNOTEBOOK_URL": store_url,
+        "LABNOTEBOOK_HOME": str(tmp_path / "home"),
+        "LABNOTEBOOK_SYSTEM_METRICS_INTERVAL": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "run.display() needs IPython" in done.stdout
+
+
+# --------------------------------------------------------------- the pieces
+
+
+def test_summary_html_of_a_stored_run(notebook: Notebook) -> None:
+    with notebook.start("a & b", experiment="e<1>", tags=['t"x']) as run:
+        for i in range(10):
+            run.log({"loss": 1.0 / (i + 1), "sys/cpu_percent": 50.0})
+        run.log(nan=float("nan"))
+
+    page = summary_html(notebook.get_run(run.id))
+    assert "a &amp; b" in page and "e&lt;1&gt;" in page and "t&quot;x" in page
+    assert ">finished<" in page and ">0.1<" in page and ">nan<" in page
+    assert "sys/" not in page
+    assert "href" not in page  # a local store and no dashboard_url: no link
+
+
+def test_display_outside_ipython_says_what_to_do(notebook: Notebook) -> None:
+    with notebook.start() as run, pytest.raises(LabnotebookError, match="IPython"):
+        run.display()
+
+
+@pytest.mark.parametrize(
+    ("settings_url", "store_url", "expected"),
+    [
+        ("", "sqlite:///x.db", None),
+        ("http://dash:8000/lab/", "sqlite:///x.db", "http://dash:8000/lab/runs/"),
+        ("", "http://user:secret@server:5000/?q=1", "http://server:5000/runs/"),
+        ("", "https://[::1]:8443", "https://[::1]:8443/runs/"),
+    ],
+)
+def test_dashboard_link(
+    settings_url: str, store_url: str, expected: str | None, tmp_path: Path
+) -> None:
+    class Store:
+        url = store_url
+
+    class Book:
+        settings = Settings(home=str(tmp_path), dashboard_url=settings_url)
+        store = Store()
+
+    class Shown:
+        id = "ab" * 16
+        _notebook = Book()
+
+    link = dashboard_link(Shown())  # type: ignore[arg-type]
+    assert link == (None if expected is None else expected + "ab" * 16)
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://x", "http://u:p@x", "http://x/?a=1", "x", 'http://x/"', 5]
+)
+def test_bad_dashboard_url_is_rejected(url: object) -> None:
+    from labnotebook import ValidationError
+
+    with pytest.raises(ValidationError, match="dashboard_url"):
+        Settings(dashboard_url=url)  # type: ignore[arg-type]
+
+
+def test_sparkline() -> None:
+    assert "<polyline" not in sparkline([], [])
+    assert "<circle" in sparkline([3], [1.0])
+    flat = sparkline([0, 1, 2], [5.0, 5.0, 5.0])
+    assert "2.0,12.0" in flat and "118.0,12.0" in flat
+    gaps = sparkline([0, 1, 2, 3], [1.0, float("nan"), float("inf"), 2.0])
+    assert "nan" not in gaps and "inf" not in gaps
+
+    # Many points are thinned to the pixel columns, and a spike stays.
+    values = [0.0] * 100_000
+    values[54_321] = 9.0
+    line = sparkline(list(range(100_000)), values, title="<k>")
+    points = re.search(r'points="([^"]+)"', line)
+    assert points is not None and len(points.group(1).split()) <= 4 * 121
+    assert ",2.0" in points.group(1)  # the spike reaches the top
+    assert "<title>&lt;k&gt;</title>" in line
