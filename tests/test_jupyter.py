@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client.manager import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
 
 from labnotebook import LabnotebookError, Notebook, Settings
 from labnotebook._jupyter import dashboard_link, sparkline, summary_html
