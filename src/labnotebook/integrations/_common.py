@@ -187,12 +187,21 @@ class RunOwner:
             run.resume()
         return run
 
-    def log(self, metrics: Mapping[str, float], step: int | None) -> None:
-        """Log metric values; a problem is logged as a warning, never raised."""
-        if not metrics:
+    def log(
+        self,
+        metrics: Mapping[str, float],
+        step: int | None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Log metric values (and fields); a problem is logged as a warning.
+
+        Training never stops because of labnotebook: a value it refuses is
+        reported through the ``logging`` module and the step goes on.
+        """
+        if not metrics and not fields:
             return
         try:
-            self.active().log(metrics, step=step)
+            self.active().log(metrics, step=step, fields=fields or None)
         except LabnotebookError as exc:
             logger.warning("could not log %s: %s", sorted(metrics), exc)
 
