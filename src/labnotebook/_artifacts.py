@@ -178,7 +178,10 @@ class BlobStore:
             try:
                 sha, size = self._copy(fileobj, tmp, source_name)
             finally:
-                tmp.close()
+                # After a failed write, closing fails too (the same error); the
+                # first error is the one to report.
+                with contextlib.suppress(OSError):
+                    tmp.close()
             if expected_sha256 is not None and sha != expected_sha256:
                 raise ValidationError(
                     f"the bytes have sha256 {sha}, not the expected {expected_sha256}; "
@@ -463,18 +466,40 @@ def restore_folder(
 ) -> None:
     """Write a folder's files under ``dest``, never outside it.
 
-    Every path was checked by :func:`parse_manifest`; each target is also checked
-    after resolving symbolic links already present under ``dest``.
+    Every path was checked by :func:`parse_manifest`; folders are created one
+    level at a time and a symbolic link met on the way is an error, so nothing is
+    written (or created) through a link that points elsewhere.
     """
     root = dest.resolve()
     for entry in entries:
-        target = root.joinpath(*check_relative_path(entry.path).parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        parent = target.parent.resolve()
-        if parent != root and root not in parent.parents:
+        parts = check_relative_path(entry.path).parts
+        parent = _make_folders(root, parts[:-1], entry.path)
+        target = parent / parts[-1]
+        if target.is_dir() and not target.is_symlink():
             raise StoreError(
-                f"the folder's file {entry.path!r} would be written outside "
-                f"{str(dest)!r} (through a symbolic link); it was not restored"
+                f"cannot restore the folder's file {entry.path!r}: {str(target)!r} "
+                "is a folder; download into an empty folder"
             )
         with open_blob(entry.sha256) as source:
-            write_verified(source, parent / target.name, entry.sha256, entry.mode)
+            write_verified(source, target, entry.sha256, entry.mode)
+
+
+def _make_folders(root: Path, parts: tuple[str, ...], path: str) -> Path:
+    here = root
+    for part in parts:
+        here = here / part
+        if here.is_symlink():
+            raise StoreError(
+                f"the folder's file {path!r} would be written outside "
+                f"{str(root)!r} through the symbolic link {str(here)!r}; download "
+                "into an empty folder"
+            )
+        try:
+            here.mkdir()
+        except FileExistsError:
+            if not here.is_dir():
+                raise StoreError(
+                    f"cannot restore the folder's file {path!r}: {str(here)!r} is "
+                    "a file; download into an empty folder"
+                ) from None
+    return here

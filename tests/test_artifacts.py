@@ -1,0 +1,649 @@
+"""Artifacts: attaching files, folders and bytes, reading them back, and limits."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from labnotebook import (
+    LabnotebookError,
+    Notebook,
+    NotFoundError,
+    Settings,
+    StoreError,
+    ValidationError,
+)
+from labnotebook._artifacts import BlobStore, check_sha256, guess_media_type
+from labnotebook._spool import spool_files
+from labnotebook._store.base import ArtifactCreate, Batch
+from labnotebook._store.sql import SqlStore
+from proxy import Proxy
+
+MiB = 2**20
+
+
+def objects(settings: Settings) -> list[Path]:
+    root = settings.artifacts_path / "objects"
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def temp_files(settings: Settings) -> list[Path]:
+    tmp = settings.artifacts_path / "tmp"
+    return sorted(tmp.iterdir()) if tmp.exists() else []
+
+
+def make_tree(root: Path) -> dict[str, bytes]:
+    files = {
+        "config.yaml": b"lr: 0.1\n",
+        "empty.txt": b"",
+        "src/train.py": b"print('train')\n",
+        "src/deep/er/weights.bin": os.urandom(70_000),
+        "src/deep/copy.bin": b"same bytes",
+        "other/copy.bin": b"same bytes",
+    }
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (root / "src/train.py").chmod(0o755)
+    return files
+
+
+# ------------------------------------------------------------- round trips
+
+
+def test_attach_bytes_files_and_file_objects_round_trip(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    data = os.urandom(100_000)
+    path = tmp_path / "weights.bin"
+    path.write_bytes(data)
+    (tmp_path / "empty.csv").write_bytes(b"")
+
+    with notebook.start("r") as run:
+        made = run.attach(data, name="raw", step=3)
+        run.attach(bytearray(b"abc"), name="ba")
+        run.attach(memoryview(b"xyz"), name="mv")
+        run.attach(str(path))
+        run.attach(tmp_path / "empty.csv", name="empty.csv")
+        with open(path, "rb") as f:
+            run.attach(f, name="stream.bin")
+        run.attach(io.BytesIO(b"{}"), name="meta.json")
+
+    assert isinstance(made, ArtifactCreate)
+    assert made.sha256 == hashlib.sha256(data).hexdigest()
+    assert (made.size, made.step, made.kind) == (len(data), 3, "file")
+
+    stored = notebook.get_run(run.id)
+    listed = stored.artifacts()
+    assert [a.name for a in listed] == [
+        "raw",
+        "ba",
+        "mv",
+        "weights.bin",
+        "empty.csv",
+        "stream.bin",
+        "meta.json",
+    ]
+    assert all(a.run_id == run.id and a.kind == "file" for a in listed)
+    by_name = {a.name: a for a in listed}
+    assert by_name["meta.json"].media_type == "application/json"
+    assert by_name["empty.csv"].media_type == "text/csv"
+    assert by_name["raw"].media_type == "application/octet-stream"
+    assert by_name["empty.csv"].size == 0
+
+    assert stored.read_artifact("raw") == data
+    assert stored.read_artifact("ba") == b"abc"
+    assert stored.read_artifact("mv") == b"xyz"
+    assert stored.read_artifact("weights.bin") == data
+    assert stored.read_artifact("stream.bin") == data
+    assert stored.read_artifact("empty.csv") == b""
+    # The same bytes attached three times are stored once.
+    assert len(objects(notebook.settings)) == 5
+    assert not temp_files(notebook.settings)
+
+
+def test_large_file_is_streamed_both_ways(notebook: Notebook, tmp_path: Path) -> None:
+    path = tmp_path / "big.bin"
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        for _ in range(12):
+            chunk = os.urandom(MiB)
+            digest.update(chunk)
+            f.write(chunk)
+
+    with notebook.start("big") as run:
+        stored = run.attach(path)
+        assert stored.sha256 == digest.hexdigest()
+        assert stored.size == 12 * MiB
+        with run.open_artifact("big.bin") as f:
+            first = f.read(MiB)
+            assert len(first) == MiB
+            assert first == path.read_bytes()[:MiB]
+
+    dest = notebook.download_artifact(run.id, "big.bin", tmp_path / "out")
+    assert dest == tmp_path / "out"
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == digest.hexdigest()
+    (tmp_path / "into").mkdir()
+    into = notebook.download_artifact(run.id, "big.bin", tmp_path / "into")
+    assert into == tmp_path / "into" / "big.bin"
+    assert into.stat().st_size == 12 * MiB
+
+
+def test_folder_round_trip_with_nested_dirs(notebook: Notebook, tmp_path: Path) -> None:
+    tree = tmp_path / "checkpoint"
+    files = make_tree(tree)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of the folder")
+    (tree / "link.txt").symlink_to(outside)
+    (tree / "linked_dir").symlink_to(tmp_path, target_is_directory=True)
+
+    with notebook.start("f") as run:
+        stored = run.attach(tree, step=7)
+    assert stored.kind == "folder"
+    assert stored.name == "checkpoint"
+    assert stored.meta == {
+        "files": len(files),
+        "total_size": sum(len(d) for d in files.values()),
+        "skipped_links": 2,
+    }
+
+    manifest = json.loads(notebook.blobs.read(stored.sha256))
+    paths = [e["path"] for e in manifest["files"]]
+    assert paths == sorted(files)
+    assert manifest["skipped_links"] == ["link.txt", "linked_dir"]
+    entry = next(e for e in manifest["files"] if e["path"] == "src/train.py")
+    assert entry["mode"] == 0o755
+    assert entry["sha256"] == hashlib.sha256(files["src/train.py"]).hexdigest()
+
+    out = notebook.download_artifact(run.id, "checkpoint", tmp_path / "restored")
+    restored = {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file()
+    }
+    assert restored == files
+    assert (out / "src/train.py").stat().st_mode & 0o777 == 0o755
+    assert not (out / "link.txt").exists()
+
+    reader = notebook.get_run(run.id)
+    with pytest.raises(ValidationError, match="is a folder; copy it with"):
+        reader.read_artifact("checkpoint")
+    with pytest.raises(ValidationError, match="give a folder path"):
+        reader.download_artifact("checkpoint", tmp_path / "secret.txt")
+
+
+def test_latest_artifact_by_step_then_time(notebook: Notebook) -> None:
+    with notebook.start("s") as run:
+        run.attach(b"step 5", name="model", step=5)
+        run.attach(b"step 9", name="model", step=9)
+        run.attach(b"step 2", name="model", step=2)
+        run.attach(b"step 9 again", name="model", step=9)
+        run.attach(b"no step", name="model")
+        run.attach(b"other", name="other")
+        # Reading from an active run sees what was just attached.
+        assert run.read_artifact("model") == b"step 9 again"
+
+    assert notebook.read_artifact(run.id, "model", step=5) == b"step 5"
+    assert [a.step for a in notebook.artifacts(run.id, name="model")] == [
+        5,
+        9,
+        2,
+        9,
+        None,
+    ]
+    assert len(notebook.artifacts(run.id, kind="file")) == 6
+    assert notebook.artifacts(run.id, kind="folder") == []
+    with pytest.raises(NotFoundError, match="no artifact named 'model' at step 4"):
+        notebook.read_artifact(run.id, "model", step=4)
+    with pytest.raises(NotFoundError, match="no artifact named 'nope'"):
+        notebook.read_artifact(run.id, "nope")
+    with pytest.raises(ValidationError, match="artifact kind 'files'"):
+        notebook.artifacts(run.id, kind="files")
+
+
+def test_module_functions(lab: Any, tmp_path: Path) -> None:
+    with lab.start("m") as run:
+        run.attach(b"hello", name="greeting.txt")
+    assert [a.name for a in lab.artifacts(run.id)] == ["greeting.txt"]
+    assert lab.artifacts(run.id[:8], kind="file")[0].media_type == "text/plain"
+    assert lab.read_artifact(run.id, "greeting.txt") == b"hello"
+    out = lab.download_artifact(run.id, "greeting.txt", tmp_path)
+    assert out == tmp_path / "greeting.txt"
+    assert out.read_bytes() == b"hello"
+
+
+def test_read_only_run_cannot_attach(notebook: Notebook) -> None:
+    with notebook.start("r") as run:
+        pass
+    with pytest.raises(LabnotebookError, match="finished"):
+        run.attach(b"x", name="late")
+    with pytest.raises(LabnotebookError, match="resume"):
+        notebook.get_run(run.id).attach(b"x", name="late")
+    assert not objects(notebook.settings)
+
+
+# ------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("a/b", "contains '/' or '\\\\'"),
+        ("a\\b", "contains '/' or '\\\\'"),
+        ("..", "is not allowed"),
+        (".", "is not allowed"),
+        ("a\x00b", "control character"),
+        ("a\nb", "control character"),
+        ("x" * 256, "the limit is 255"),
+        ("", "must not be empty"),
+        (3, "must be a string"),
+        ("\ud800", "lone surrogate"),
+    ],
+)
+def test_bad_names_are_refused(notebook: Notebook, name: Any, message: str) -> None:
+    with notebook.start("bad") as run, pytest.raises(ValidationError, match=message):
+        run.attach(b"data", name=name)
+    assert notebook.artifacts(run.id) == []
+    assert not objects(notebook.settings)
+
+
+def test_bad_sources_and_steps_are_refused(notebook: Notebook, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("text")
+    with notebook.start("bad") as run:
+        with pytest.raises(ValidationError, match="needs a name"):
+            run.attach(b"data")
+        with pytest.raises(ValidationError, match="needs a name"):
+            run.attach(io.BytesIO(b"data"))
+        with pytest.raises(ValidationError, match="does not exist"):
+            run.attach(tmp_path / "missing.bin")
+        with (
+            open(tmp_path / "notes.txt") as text,
+            pytest.raises(ValidationError, match="text file object"),
+        ):
+            run.attach(text, name="notes")  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="not bytes"):
+            run.attach(_TextReader(), name="x")  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="cannot attach int"):
+            run.attach(42, name="x")  # type: ignore[arg-type]
+        for step in (-1, 1.5, "3", True):
+            with pytest.raises(ValidationError, match="step must be"):
+                run.attach(b"data", name="x", step=step)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="step must be"):
+            run.attach(tmp_path, step=-1)
+        with pytest.raises(ValidationError, match="must not be empty"):
+            run.attach("/")
+    assert notebook.artifacts(run.id) == []
+    assert not temp_files(notebook.settings)
+
+
+class _TextReader:
+    def read(self, size: int = -1) -> str:
+        return "text"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files of any mode")
+def test_unreadable_file_is_refused(notebook: Notebook, tmp_path: Path) -> None:
+    path = tmp_path / "locked.bin"
+    path.write_bytes(b"x")
+    path.chmod(0)
+    with (
+        notebook.start("r") as run,
+        pytest.raises(ValidationError, match="cannot be read"),
+    ):
+        run.attach(path)
+    assert notebook.artifacts(run.id) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+def test_file_that_fails_to_read_is_refused(notebook: Notebook) -> None:
+    # Reading /proc/self/mem at offset 0 fails with EIO: a real unreadable file.
+    with (
+        notebook.start("r") as run,
+        pytest.raises(ValidationError, match="cannot read"),
+    ):
+        run.attach("/proc/self/mem", name="mem")
+    assert notebook.artifacts(run.id) == []
+    assert not temp_files(notebook.settings)
+    assert not objects(notebook.settings)
+
+
+def test_size_limit_known_and_streamed(settings: Settings, tmp_path: Path) -> None:
+    notebook = Notebook(settings.replace(max_artifact_size=MiB))
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(MiB + 1))
+    try:
+        with notebook.start("limit") as run:
+            with pytest.raises(ValidationError, match="larger than the artifact size"):
+                run.attach(big)
+            with pytest.raises(ValidationError, match="larger than the artifact size"):
+                run.attach(b"x" * (MiB + 1), name="b")
+            with pytest.raises(ValidationError, match="MAX_ARTIFACT_SIZE"):
+                run.attach(_Chunks(3 * MiB), name="stream")
+            run.attach(b"x" * MiB, name="exactly the limit")
+        assert [a.name for a in notebook.artifacts(run.id)] == ["exactly the limit"]
+        assert not temp_files(notebook.settings)
+        assert len(objects(notebook.settings)) == 1
+    finally:
+        notebook.close()
+
+
+class _Chunks:
+    """A file object of unknown size, handing out chunks of zeros."""
+
+    def __init__(self, total: int):
+        self.left = total
+
+    def read(self, size: int = -1) -> bytes:
+        n = min(self.left, 256 * 1024)
+        self.left -= n
+        return bytes(n)
+
+
+_DISK_FULL = textwrap.dedent(
+    """
+    import json, resource, signal, sys
+    from labnotebook import Notebook, Settings, StoreError
+
+    settings = Settings(**json.loads(sys.argv[1]))
+    notebook = Notebook(settings)
+    run = notebook.start("disk full")
+    # Past RLIMIT_FSIZE the kernel fails the write with EFBIG, as a full disk
+    # fails it with ENOSPC.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4 * 2**20, 4 * 2**20))
+    try:
+        run.attach(b"x" * (6 * 2**20), name="too big for the disk")
+    except StoreError as exc:
+        print("refused:", exc)
+    run.attach(b"small", name="small")
+    run.finish()
+    notebook.close()
+    """
+)
+
+
+def test_disk_full_mid_write_leaves_nothing(settings: Settings, tmp_path: Path) -> None:
+    config = {
+        "url": settings.url,
+        "home": settings.home,
+        "flush_interval": 0.05,
+        "artifacts": str(tmp_path / "artifacts"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _DISK_FULL, json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused: cannot write to the artifact store" in done.stdout
+    assert "File too large" in done.stdout
+
+    notebook = Notebook(settings.replace(artifacts=str(tmp_path / "artifacts")))
+    try:
+        run_id = notebook.store.list_runs()[0].id
+        assert [a.name for a in notebook.artifacts(run_id)] == ["small"]
+        assert not temp_files(notebook.settings)
+        assert len(objects(notebook.settings)) == 1
+    finally:
+        notebook.close()
+
+
+# ------------------------------------------------------------- dedup, delete
+
+
+def test_dedup_across_runs_and_cleanup_on_delete(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    shared = os.urandom(50_000)
+    with notebook.start("one") as one:
+        one.attach(shared, name="shared")
+        one.attach(b"only in one", name="own")
+        one.attach(tree)
+    with notebook.start("two") as two:
+        two.attach(shared, name="same bytes, other name")
+        two.attach(b"same bytes", name="equal to a folder file")
+
+    # shared, own, 5 distinct folder files, the manifest.
+    assert len(objects(notebook.settings)) == 8
+    notebook.delete_run(one.id)
+    left = {p.parent.name + p.name for p in objects(notebook.settings)}
+    assert left == {
+        hashlib.sha256(shared).hexdigest(),
+        hashlib.sha256(b"same bytes").hexdigest(),
+    }
+    assert notebook.read_artifact(two.id, "same bytes, other name") == shared
+
+    notebook.delete_run(two.id)
+    assert objects(notebook.settings) == []
+
+
+def test_delete_artifacts_returns_unreferenced_blobs(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    files = make_tree(tree)
+    with notebook.start("one") as one:
+        one.attach(tree)
+        one.attach(tree, name="again")
+        one.attach(b"lr: 0.1\n", name="config")
+    store = notebook.store
+    first, second, config = store.list_artifacts(one.id)
+
+    assert store.delete_artifacts(one.id, [first.id]) == []
+    freed = store.delete_artifacts(one.id, [second.id])
+    expected = {
+        hashlib.sha256(data).hexdigest()
+        for name, data in files.items()
+        if data != b"lr: 0.1\n"
+    }
+    assert set(freed) == expected | {second.sha256}
+    assert store.delete_artifacts(one.id, [config.id, 12345]) == [config.sha256]
+    assert store.list_artifacts(one.id) == []
+
+
+def test_open_blob_is_scoped_to_the_run(notebook: Notebook, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    files = make_tree(tree)
+    with notebook.start("one") as one:
+        folder = one.attach(tree)
+        own = one.attach(b"mine", name="mine")
+    with notebook.start("two") as two:
+        pass
+    store = notebook.store
+
+    with store.open_blob(one.id, own.sha256) as f:
+        assert f.read() == b"mine"
+    member = hashlib.sha256(files["src/train.py"]).hexdigest()
+    with store.open_blob(one.id, member) as f:
+        assert f.read() == files["src/train.py"]
+    with store.open_blob(one.id[:8], folder.sha256) as f:
+        assert json.load(f)["format"] == 1
+    with pytest.raises(NotFoundError, match="has no artifact with sha256"):
+        store.open_blob(two.id, own.sha256)
+    with pytest.raises(NotFoundError, match="has no artifact with sha256"):
+        store.open_blob(two.id, member)
+    with pytest.raises(ValidationError, match="64 lowercase hexadecimal"):
+        store.open_blob(one.id, "../" + own.sha256[3:])
+    bare = SqlStore(notebook.settings.store_url)
+    with pytest.raises(StoreError, match="without an artifact folder"):
+        bare.open_blob(one.id, own.sha256)
+    bare.close()
+
+
+# ------------------------------------------------------------- unsafe folders
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../escape.txt", "/etc/escape.txt", "a/../../escape.txt", "a\x00b", "a//b", "."],
+)
+def test_manifest_with_unsafe_path_writes_nothing(
+    notebook: Notebook, tmp_path: Path, path: str
+) -> None:
+    blob, size = notebook.blobs.put_bytes(b"payload")
+    manifest = json.dumps(
+        {
+            "format": 1,
+            "files": [{"path": path, "size": size, "sha256": blob, "mode": 0o644}],
+        }
+    ).encode()
+    sha, size = notebook.blobs.put_bytes(manifest)
+    with notebook.start("evil") as run:
+        row = ArtifactCreate("folder", "evil", None, size, sha, "application/json", 1.0)
+        run._queue_artifact(row)
+
+    dest = tmp_path / "dest" / "inner"
+    with pytest.raises(StoreError, match="unsafe path"):
+        notebook.download_artifact(run.id, "evil", dest)
+    assert not (tmp_path / "dest").exists()
+
+
+def test_folder_never_written_through_a_symlink_in_dest(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    with notebook.start("f") as run:
+        run.attach(tree)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "src").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StoreError, match="through the symbolic link"):
+        notebook.download_artifact(run.id, "tree", dest)
+    assert list(outside.iterdir()) == []
+
+
+def test_blob_store_checks_hashes() -> None:
+    with pytest.raises(ValidationError):
+        check_sha256("A" * 64)
+    with pytest.raises(ValidationError):
+        BlobStore(Path("/nonexistent"), 10).path("../../etc/passwd")
+    assert guess_media_type("photo.PNG") == "image/png"
+    assert guess_media_type("weights") == "application/octet-stream"
+
+
+def test_put_stream_verifies_the_expected_hash(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs", 2**20)
+    with pytest.raises(ValidationError, match="not the expected"):
+        blobs.put_stream(io.BytesIO(b"abc"), expected_sha256="0" * 64)
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+    assert not (tmp_path / "blobs" / "objects").exists()
+    sha, size = blobs.put_stream(
+        io.BytesIO(b"abc"), expected_sha256=hashlib.sha256(b"abc").hexdigest()
+    )
+    assert blobs.has(sha) and blobs.size(sha) == size == 3
+    blobs.delete(sha)
+    blobs.delete(sha)
+    with pytest.raises(NotFoundError):
+        blobs.open(sha)
+
+
+# ------------------------------------------------------------- console rows
+
+
+def test_console_rows_written_with_the_batch_and_searched(
+    notebook: Notebook,
+) -> None:
+    with notebook.start("c") as run:
+        pass
+    store = notebook.store
+    store.write(
+        Batch(
+            run_id=run.id,
+            console=[
+                (1.0, "stdout", "epoch 1 loss=0.5\n"),
+                (2.0, "stderr", "Warning: 100% of 5_000 done\n"),
+                (3.0, "stdout", "EPOCH 2\n"),
+            ],
+        )
+    )
+    chunks = store.console(run.id)
+    assert [(c.stream, c.text) for c in chunks] == [
+        ("stdout", "epoch 1 loss=0.5\n"),
+        ("stderr", "Warning: 100% of 5_000 done\n"),
+        ("stdout", "EPOCH 2\n"),
+    ]
+    assert store.console(run.id, after=chunks[0].id)[0].id == chunks[1].id
+    assert [c.text for c in store.console(run.id, limit=1)] == [chunks[0].text]
+    assert [c.time for c in store.console(run.id, search="epoch")] == [1.0, 3.0]
+    assert [c.time for c in store.console(run.id, search="100%")] == [2.0]
+    assert store.console(run.id, search="1_0") == []
+    assert store.console(run.id, search="%") == [chunks[1]]
+
+    notebook.delete_run(run.id)
+    engine = sa.create_engine(
+        notebook.settings.store_url.replace("postgresql://", "postgresql+psycopg://")
+    )
+    with engine.connect() as conn:
+        left = conn.exec_driver_sql("SELECT count(*) FROM console").scalar()
+        assert left == 0
+    engine.dispose()
+
+
+# ------------------------------------------------------------- store down
+
+
+@pytest.fixture
+def proxied_pg(
+    make_pg_database: Callable[[], str], tmp_path: Path
+) -> Iterator[tuple[Proxy, Settings]]:
+    """A PostgreSQL store reached through a proxy the test can cut."""
+    url = sa.engine.make_url(make_pg_database())
+    proxy = Proxy(url.port or 5432)
+    proxy.start()
+    settings = Settings(
+        url=url.set(port=proxy.port).render_as_string(hide_password=False),
+        home=str(tmp_path / "home"),
+        flush_interval=0.05,
+        retry_interval=0.1,
+        exit_timeout=20.0,
+    )
+    yield proxy, settings
+    proxy.stop()
+
+
+def test_attach_while_store_is_down_is_spooled(
+    proxied_pg: tuple[Proxy, Settings], tmp_path: Path
+) -> None:
+    proxy, settings = proxied_pg
+    notebook = Notebook(settings)
+    tree = tmp_path / "tree"
+    files = make_tree(tree)
+    run = notebook.start("outage")
+    run.attach(b"before", name="before")
+    assert run.flush() is True
+
+    proxy.stop()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run.attach(b"during the outage", name="during")
+        run.attach(tree)
+        assert run.flush() is False
+    assert list(spool_files(Path(settings.home) / "spool"))
+    assert notebook.blobs.read(hashlib.sha256(b"during the outage").hexdigest())
+
+    proxy.start()
+    assert run.finish() is True
+    assert [a.name for a in notebook.artifacts(run.id)] == ["before", "during", "tree"]
+    assert notebook.read_artifact(run.id, "during") == b"during the outage"
+    out = notebook.download_artifact(run.id, "tree", tmp_path / "out")
+    assert (out / "src/train.py").read_bytes() == files["src/train.py"]
+    notebook.close()
