@@ -31,7 +31,8 @@ def open_store(
 ) -> Store:
     """Open the store at ``url``: a SQLite file, PostgreSQL, or a tracking server.
 
-    blobs: the artifact store that holds the bytes of a SQL store's artifacts.
+    blobs: the artifact store that holds the bytes of a SQL store's artifacts;
+        for a tracking server, the local one that attached files are uploaded from.
     """
     if not isinstance(url, str) or not url.strip():
         raise ValidationError(
@@ -41,7 +42,7 @@ def open_store(
     if url.startswith(("http://", "https://")):
         from .http import HttpStore
 
-        return HttpStore(url, token=token)
+        return HttpStore(url, token=token, blobs=blobs)
     from .sql import SqlStore
 
     return SqlStore(url, crash_timeout=crash_timeout, blobs=blobs)

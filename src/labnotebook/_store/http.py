@@ -17,7 +17,10 @@ Failures are sorted the way the background writer needs them:
 
 Writes are safe to resend: the server applies each batch id once. A batch too large
 for one request is cut into parts with ids derived from the batch id, so a resent
-batch is cut the same way and each part is still applied once.
+batch is cut the same way and each part is still applied once. Before a batch with
+artifacts is sent, every blob it names (and every file of a folder) that the server
+does not hold yet is uploaded from the local artifact store, streamed, with the same
+retries; downloads resume with a Range request when the connection drops.
 
 The token travels only in the ``Authorization`` header; it is never part of a URL,
 a log line, a repr or an error message.
@@ -25,18 +28,23 @@ a log line, a repr or an error message.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
+import hashlib
+import io
 import logging
 import math
 import random
+import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from .._errors import (
@@ -47,7 +55,20 @@ from .._errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from .base import Batch, Columns, Experiment, Note, RunRecord, Summary
+from .base import (
+    Artifact,
+    ArtifactCreate,
+    Batch,
+    Columns,
+    ConsoleChunk,
+    Experiment,
+    Note,
+    RunRecord,
+    Summary,
+)
+
+if TYPE_CHECKING:
+    from .._artifacts import BlobStore
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +89,27 @@ PIECE_POINTS = 10_000
 RUNS_PAGE = 1000
 #: Points per page when reading a run's history.
 POINTS_PAGE = 50_000
+#: Console chunks per page (the server's maximum).
+CONSOLE_PAGE = 10_000
+#: Bytes read from a download at a time.
+DOWNLOAD_CHUNK = 1 << 20
+#: Most blob hashes remembered as already on the server.
+KNOWN_BLOBS = 100_000
 
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 # Namespace of the ids given to the parts of a batch that is cut up.
 _PART_NAMESPACE = uuid.UUID("6f1c7a52-4d0e-4a8e-9a49-0c6b5b1f3e2d")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_URLLIB3_ERRORS = (
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.ReadTimeoutError,
+)
+
+
+class _BlobMissing(ValidationError):
+    """The server refused a batch because a blob it names is not uploaded."""
 
 
 class HttpStore:
@@ -86,6 +122,7 @@ class HttpStore:
     connect_timeout, read_timeout: seconds per attempt.
     retry_time: longest time one call keeps retrying a server that is down, busy
         or failing, before raising :class:`StoreUnavailableError`.
+    blobs: the local artifact store that attached files are uploaded from.
     """
 
     def __init__(
@@ -96,8 +133,12 @@ class HttpStore:
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
         retry_time: float = RETRY_TIME,
+        blobs: BlobStore | None = None,
     ):
         self.url = url
+        self.blobs = blobs
+        # Blobs the server is known to hold, so each is checked once.
+        self._on_server: set[str] = set()
         self._base = _api_base(url)
         self._shown = _without_credentials(url)
         self._timeout = (connect_timeout, read_timeout)
@@ -138,7 +179,22 @@ class HttpStore:
     # ----------------------------------------------------------------- writing
 
     def write(self, batch: Batch) -> None:
-        """Send ``batch`` to the server; it applies each batch (or part) once."""
+        """Send ``batch`` to the server; it applies each batch (or part) once.
+
+        The bytes of its artifacts are uploaded first; should the server have lost
+        one meanwhile, they are checked and uploaded again, once.
+        """
+        if not batch.artifacts:
+            self._write(batch)
+            return
+        batch = self._upload(batch)
+        try:
+            self._write(batch)
+        except _BlobMissing:
+            self._on_server.clear()
+            self._write(self._upload(batch))
+
+    def _write(self, batch: Batch) -> None:
         body = batch.to_json()
         if len(body) <= MAX_REQUEST_BYTES:
             self._send_batch(body)
@@ -155,6 +211,74 @@ class HttpStore:
             data=body.encode(),
             headers={"Content-Type": "application/json"},
         )
+
+    def _upload(self, batch: Batch) -> Batch:
+        """Upload the blobs of ``batch`` the server lacks; the batch to send.
+
+        An artifact whose bytes are neither on the server nor in the local artifact
+        store, or that the server refuses (over its size limit), cannot be sent:
+        its row is left out with a warning, and the rest of the batch goes on.
+        """
+        kept: list[ArtifactCreate] = []
+        for row in batch.artifacts:
+            try:
+                for sha in self._blobs_of(row):
+                    self._ensure_uploaded(sha)
+            except (NotFoundError, ValidationError) as exc:
+                # ValidationError: the server refused the bytes (over its size
+                # limit, say); the rest of the batch is still worth sending.
+                logger.warning(
+                    "run %s: artifact %r is not sent: %s",
+                    batch.run_id,
+                    row.name,
+                    exc,
+                )
+                continue
+            kept.append(row)
+        if len(kept) == len(batch.artifacts):
+            return batch
+        return dataclasses.replace(batch, artifacts=kept)
+
+    def _blobs_of(self, row: ArtifactCreate) -> list[str]:
+        """The hashes an artifact row needs on the server: a folder's files first."""
+        if row.kind != "folder":
+            return [row.sha256]
+        from .._artifacts import parse_manifest
+
+        if row.sha256 in self._on_server:
+            return [row.sha256]
+        manifest = self._local_blobs().read(row.sha256)
+        return [*dict.fromkeys(e.sha256 for e in parse_manifest(manifest)), row.sha256]
+
+    def _ensure_uploaded(self, sha: str) -> None:
+        if sha in self._on_server:
+            return
+        try:
+            self._call("HEAD", f"/blobs/{sha}")
+        except NotFoundError:
+            local = self._local_blobs()
+            if not local.has(sha):
+                raise NotFoundError(
+                    f"blob {sha} is neither on the server nor in the local artifact "
+                    f"store {str(local.root)!r}"
+                ) from None
+            self._call(
+                "PUT",
+                f"/blobs/{sha}",
+                upload=lambda: local.open(sha),
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        if len(self._on_server) >= KNOWN_BLOBS:
+            self._on_server.clear()
+        self._on_server.add(sha)
+
+    def _local_blobs(self) -> BlobStore:
+        if self.blobs is None:
+            raise NotFoundError(
+                "this HttpStore has no local artifact store to upload from; open it "
+                "with labnotebook.init(url) or HttpStore(url, blobs=BlobStore(...))"
+            )
+        return self.blobs
 
     # ----------------------------------------------------------------- reading
 
@@ -313,6 +437,79 @@ class HttpStore:
         """Delete a run and everything logged to it."""
         self._call("DELETE", _run_path(run_id))
 
+    # -------------------------------------------------------------- artifacts
+
+    def list_artifacts(
+        self, run_id: str, kind: str | None = None, name: str | None = None
+    ) -> list[Artifact]:
+        """The run's artifacts, oldest first, optionally of one kind or name."""
+        params = {k: v for k, v in (("kind", kind), ("name", name)) if v is not None}
+        data = self._call("GET", _run_path(run_id, "artifacts"), params=params)
+        return [_artifact(row) for row in data.get("artifacts", [])]
+
+    def open_blob(self, run_id: str, sha256: str) -> BinaryIO:
+        """The bytes of one of the run's blobs, streamed from the server.
+
+        A dropped connection is resumed where it stopped (a Range request), with
+        the same retries as other calls; the bytes are checked against the hash
+        at the end (StoreError if they differ).
+        """
+        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+            raise ValidationError(
+                f"sha256 must be 64 lowercase hexadecimal digits, got {sha256!r:.80}"
+            )
+        path = _run_path(run_id, "blobs", sha256)
+        return io.BufferedReader(_Download(self, path, sha256), DOWNLOAD_CHUNK)
+
+    def delete_artifacts(self, run_id: str, ids: list[int]) -> list[str]:
+        """Delete artifacts of the run by id.
+
+        The server removes the bytes no other artifact uses from its own store, so
+        this returns no hashes: local copies of uploaded blobs are left in place
+        (batches still waiting to be sent may need them).
+        """
+        for artifact_id in ids:
+            if isinstance(artifact_id, bool) or not isinstance(artifact_id, int):
+                raise ValidationError(
+                    f"artifact id must be an integer, got {artifact_id!r}"
+                )
+        for artifact_id in ids:
+            try:
+                self._call("DELETE", _run_path(run_id, "artifacts", str(artifact_id)))
+            except NotFoundError:
+                continue  # already deleted
+        return []
+
+    def console(
+        self,
+        run_id: str,
+        after: int | None = None,
+        limit: int = 1000,
+        search: str | None = None,
+    ) -> list[ConsoleChunk]:
+        """Chunks of the run's console output after the id ``after``, oldest first.
+
+        search: keep the chunks that contain this text (a plain substring).
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError(f"limit must be a positive integer, got {limit!r}")
+        out: list[ConsoleChunk] = []
+        cursor = after
+        while len(out) < limit:
+            page = min(CONSOLE_PAGE, limit - len(out))
+            params: dict[str, Any] = {"limit": page}
+            if cursor is not None:
+                params["after"] = cursor
+            if search:
+                params["q"] = search
+            data = self._call("GET", _run_path(run_id, "console"), params=params)
+            rows = [_chunk(row, run_id) for row in data.get("chunks", [])]
+            out.extend(rows)
+            if len(rows) < page:
+                break
+            cursor = rows[-1].id
+        return out
+
     # ------------------------------------------------------------------ wire
 
     def _call(
@@ -325,35 +522,70 @@ class HttpStore:
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
         where: str | None = None,
+        upload: Callable[[], IO[bytes]] | None = None,
     ) -> Any:
-        """One API call with retries; returns the decoded JSON body (or None)."""
+        """One API call with retries; returns the decoded JSON body (or None).
+
+        upload: opens the body to stream, afresh for each attempt.
+        """
+        response = self._request(
+            method,
+            path,
+            params=params,
+            json=json,
+            data=data,
+            headers=headers,
+            where=where,
+            upload=upload,
+        )
+        return _body(response, method, path, self._shown)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        where: str | None = None,
+        upload: Callable[[], IO[bytes]] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """One request with retries; the response of the first success."""
         url = self._base + path
         deadline = time.monotonic() + self.retry_time
         attempt = 0
         while True:
             wait: float | None = None
+            body = upload() if upload is not None else None
             try:
                 response = self._session.request(
                     method,
                     url,
                     params=params,
                     json=json,
-                    data=data,
+                    data=body if body is not None else data,
                     headers=headers,
                     timeout=self._timeout,
                     allow_redirects=False,
+                    stream=stream,
                 )
             except requests.RequestException as exc:
                 problem = _describe_failure(exc)
             else:
                 status = response.status_code
                 if status < 400 and status not in _REDIRECTS:
-                    return _body(response, method, path, self._shown)
+                    return response
                 if status < 500 and status not in _RETRY_STATUSES:
                     raise self._refusal(response, method, path, where)
                 problem = _status_text(response)
                 wait = _retry_after(response)
                 response.close()
+            finally:
+                if body is not None:
+                    body.close()
 
             attempt += 1
             delay = wait if wait is not None else _backoff(attempt)
@@ -382,6 +614,8 @@ class HttpStore:
                 f"{response.headers.get('Location', '?')!r}; use that address as the "
                 "store URL"
             )
+        if code == "blob_missing":
+            return _BlobMissing(message)
         if code == "invalid_filter":
             column = detail.get("column") if isinstance(detail, dict) else None
             return FilterError(
@@ -407,6 +641,105 @@ class HttpStore:
         return StoreError(
             f"tracking server {self._shown} refused {method} {path}: {message}"
         )
+
+
+# ----------------------------------------------------------------- downloads
+
+
+class _Download(io.RawIOBase):
+    """A blob read from the server as a stream, resumed after a dropped connection.
+
+    Reconnections use ``Range: bytes=<position>-`` with ``If-Range`` on the hash
+    (the blob's ETag) and the store's retries; each one starts a new retry window.
+    At the end the bytes' SHA-256 must equal the blob's hash.
+    """
+
+    def __init__(self, store: HttpStore, path: str, sha256: str):
+        super().__init__()
+        self._store = store
+        self._path = path
+        self._sha = sha256
+        self._digest = hashlib.sha256()
+        self._position = 0
+        self._response = self._connect()
+        self._size = _content_length(self._response)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if not len(view):
+            return 0
+        reconnects = 0
+        while True:
+            try:
+                data = self._response.raw.read(len(view))
+            except (requests.RequestException, OSError, *_URLLIB3_ERRORS) as exc:
+                problem = type(exc).__name__
+            else:
+                if data or self._size is None or self._position >= self._size:
+                    break
+                problem = "the connection closed early"
+            reconnects += 1
+            logger.info(
+                "download of %s broke at byte %d (%s); resuming",
+                self._sha,
+                self._position,
+                problem,
+            )
+            self._response.close()
+            if reconnects > 1:
+                time.sleep(_backoff(reconnects - 1))
+            if reconnects > 8:
+                raise StoreUnavailableError(
+                    f"the download of blob {self._sha} from {self._store._shown} kept "
+                    f"breaking ({problem}); try again later"
+                )
+            self._response = self._connect()
+        if not data:
+            self._finish()
+            return 0
+        view[: len(data)] = data
+        self._digest.update(data)
+        self._position += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+        super().close()
+
+    def _connect(self) -> requests.Response:
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+        if self._position:
+            headers["Range"] = f"bytes={self._position}-"
+            headers["If-Range"] = f'"{self._sha}"'
+        response = self._store._request("GET", self._path, headers=headers, stream=True)
+        if self._position and response.status_code != 206:
+            response.close()
+            raise StoreError(
+                f"the server did not resume the download of blob {self._sha} "
+                f"(HTTP {response.status_code}); download it again"
+            )
+        return response
+
+    def _finish(self) -> None:
+        if self._size is not None and self._position != self._size:
+            raise StoreError(
+                f"the download of blob {self._sha} ended after {self._position} of "
+                f"{self._size} bytes; download it again"
+            )
+        if self._digest.hexdigest() != self._sha:
+            raise StoreError(
+                f"the bytes downloaded for blob {self._sha} have another hash; the "
+                "server's copy may be damaged"
+            )
+
+
+def _content_length(response: requests.Response) -> int | None:
+    value = response.headers.get("Content-Length")
+    return int(value) if value and value.isdigit() else None
 
 
 # ------------------------------------------------------------------- helpers
@@ -577,6 +910,32 @@ def _note(data: dict[str, Any]) -> Note:
     )
 
 
+def _artifact(data: dict[str, Any]) -> Artifact:
+    step = data.get("step")
+    return Artifact(
+        id=int(data["id"]),
+        run_id=str(data["run_id"]),
+        kind=str(data["kind"]),
+        name=str(data["name"]),
+        step=None if step is None else int(step),
+        size=int(data["size"]),
+        sha256=str(data["sha256"]),
+        media_type=str(data["media_type"]),
+        created_at=float(data["created_at"]),
+        meta=dict(data.get("meta") or {}),
+    )
+
+
+def _chunk(data: dict[str, Any], run_id: str) -> ConsoleChunk:
+    return ConsoleChunk(
+        id=int(data["id"]),
+        run_id=run_id,
+        stream=str(data["stream"]),
+        time=float(data["time"]),
+        text=str(data["text"]),
+    )
+
+
 def _experiment(data: dict[str, Any]) -> Experiment:
     return Experiment(
         id=int(data["id"]),
@@ -608,7 +967,8 @@ def _cut(batch: Batch) -> list[Batch]:
     return parts
 
 
-# A piece: ("points", key, (steps, values, times)), ("field", row) or ("note", row).
+# A piece: ("points", key, (steps, values, times)), or ("field" | "note" |
+# "artifact" | "console", None, row).
 _Piece = tuple[str, Any, Any]
 
 
@@ -621,6 +981,10 @@ def _pieces(batch: Batch) -> Iterator[_Piece]:
         yield "field", None, row
     for note in batch.notes:
         yield "note", None, note
+    for artifact in batch.artifacts:
+        yield "artifact", None, artifact
+    for chunk in batch.console:
+        yield "console", None, chunk
 
 
 def _halve(batch: Batch, pieces: list[_Piece], path: str) -> list[Batch]:
@@ -645,6 +1009,10 @@ def _assemble(batch: Batch, pieces: list[_Piece], path: str) -> Batch:
             times.extend(payload[2])
         elif kind == "field":
             part.fields.append(payload)
+        elif kind == "artifact":
+            part.artifacts.append(payload)
+        elif kind == "console":
+            part.console.append(payload)
         else:
             part.notes.append(payload)
     return part

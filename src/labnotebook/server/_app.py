@@ -9,11 +9,14 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from .._artifacts import BlobStore
 from .._errors import ValidationError
 from .._store.sql import SqlStore
 from . import (
     _auth,
     _errors,
+    artifacts,
+    console,
     dashboard,
     events,
     experiments,
@@ -41,8 +44,10 @@ def create_app(config: ServerConfig | Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     install_json(app)
 
-    store = SqlStore(config.store, crash_timeout=config.crash_timeout)
+    blobs = BlobStore(config.artifacts_path, config.max_artifact_size)
+    store = SqlStore(config.store, crash_timeout=config.crash_timeout, blobs=blobs)
     app.extensions["labnotebook"] = State(config, store)
+    app.extensions[artifacts.EXTENSION] = blobs
 
     _errors.register(app)
     app.before_request(_start_timer)
@@ -51,7 +56,17 @@ def create_app(config: ServerConfig | Mapping[str, Any] | None = None) -> Flask:
     app.after_request(_cors)
     app.after_request(_log_request)
 
-    for module in (meta, experiments, runs, series, notes, ingest, events):
+    for module in (
+        meta,
+        experiments,
+        runs,
+        series,
+        notes,
+        artifacts,
+        console,
+        ingest,
+        events,
+    ):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
     app.register_blueprint(dashboard.bp)
     return app
@@ -83,7 +98,7 @@ def _cors(response: Response) -> Response:
     if request.method == "OPTIONS":
         response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         response.headers["Access-Control-Allow-Methods"] = (
-            "GET, HEAD, POST, PATCH, DELETE"
+            "GET, HEAD, POST, PUT, PATCH, DELETE"
         )
         response.headers["Access-Control-Max-Age"] = "600"
     return response

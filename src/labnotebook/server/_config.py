@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
-from .._config import ENV_PREFIX, Settings
+import sqlalchemy as sa
+
+from .._config import ENV_PREFIX, Settings, default_home
 from .._errors import ValidationError
 
 MIB = 1024 * 1024
@@ -45,9 +48,15 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     #: A running run whose last heartbeat is older than this many seconds is crashed.
     crash_timeout: float = 60.0
+    #: Folder of the server's artifact store (uploaded files, images, checkpoints);
+    #: default: ``artifacts`` next to a SQLite store's file, else
+    #: ``<LABNOTEBOOK_HOME>/artifacts``. Servers sharing a database share it too.
+    artifacts: str = ""
+    #: Largest artifact file accepted in one upload, in bytes (413 beyond).
+    max_artifact_size: int = 10 * 2**30
 
     def __post_init__(self) -> None:
-        for name in ("store", "token", "read_token"):
+        for name in ("store", "token", "read_token", "artifacts"):
             if not isinstance(getattr(self, name), str):
                 raise ValidationError(
                     f"server setting {name} must be a string, got "
@@ -69,6 +78,7 @@ class ServerConfig:
             "max_buckets",
             "max_series",
             "max_points_page",
+            "max_artifact_size",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -92,6 +102,25 @@ class ServerConfig:
     @property
     def auth_enabled(self) -> bool:
         return bool(self.token)
+
+    @property
+    def artifacts_path(self) -> Path:
+        """The artifact store folder (see :attr:`artifacts`)."""
+        if self.artifacts:
+            return Path(self.artifacts)
+        try:
+            url = sa.engine.make_url(self.store)
+        except sa.exc.ArgumentError:
+            url = None
+        if (
+            url is not None
+            and url.get_backend_name() == "sqlite"
+            and url.database
+            and url.database != ":memory:"
+            and not url.database.startswith("file:")
+        ):
+            return Path(url.database).parent / "artifacts"
+        return default_home() / "artifacts"
 
     @classmethod
     def from_env(
@@ -125,6 +154,8 @@ class ServerConfig:
                     f"{ENV_PREFIX}STORE to a sqlite:/// or postgresql:// URL"
                 )
             values["store"] = default
+        if not values.get("artifacts") and not values["store"].startswith("sqlite"):
+            values["artifacts"] = str(Settings.from_env(env).artifacts_path)
         return cls(**values)
 
     def replace(self, **changes: Any) -> ServerConfig:

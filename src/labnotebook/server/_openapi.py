@@ -12,10 +12,13 @@ import copy
 from typing import Any
 
 from .. import __version__
+from .._artifacts import MAX_ARTIFACT_NAME_LENGTH
 from .._query import MAX_FILTER_LENGTH
-from .._schema import STATUSES
+from .._schema import ARTIFACT_KINDS, STATUSES
 from .._values import MAX_KEY_LENGTH, MAX_NAME_LENGTH, MAX_NOTE_LENGTH, MAX_STEP
 from ._config import ServerConfig
+from .artifacts import INLINE_TYPES
+from .console import MAX_CONSOLE_PAGE, MAX_SEARCH_LENGTH
 
 _DEFAULTS = ServerConfig(store="sqlite:///unused.db")
 
@@ -73,6 +76,47 @@ _NUMBER = {
 _NULLABLE_NUMBER = {"oneOf": [*_NUMBER["oneOf"], {"type": "null"}]}
 _TIME = {"type": "number", "description": "Seconds since the Unix epoch (UTC)."}
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
+_SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+_ARTIFACT_ID = {
+    "name": "artifact_id",
+    "in": "path",
+    "required": True,
+    "schema": _ID,
+}
+_BLOB_SHA256 = {
+    "name": "sha256",
+    "in": "path",
+    "required": True,
+    "description": "The SHA-256 of the bytes: 64 lowercase hexadecimal digits.",
+    "schema": _SHA256,
+}
+_ARTIFACT_ROW = {
+    "type": "object",
+    "required": [
+        "kind",
+        "name",
+        "step",
+        "size",
+        "sha256",
+        "media_type",
+        "created_at",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"type": "string", "enum": list(ARTIFACT_KINDS)},
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ARTIFACT_NAME_LENGTH,
+        },
+        "step": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_STEP},
+        "size": {"type": "integer", "minimum": 0},
+        "sha256": _SHA256,
+        "media_type": {"type": "string", "maxLength": 255},
+        "created_at": _TIME,
+        "meta": {"type": "object"},
+    },
+}
 
 _SCHEMAS: J = {
     "Error": {
@@ -174,6 +218,48 @@ _SCHEMAS: J = {
             "text": {"type": "string"},
         },
     },
+    "Artifact": {
+        "type": "object",
+        "required": [
+            "id",
+            "run_id",
+            "kind",
+            "name",
+            "step",
+            "size",
+            "sha256",
+            "media_type",
+            "created_at",
+            "meta",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "run_id": {"type": "string"},
+            "kind": {"type": "string", "enum": list(ARTIFACT_KINDS)},
+            "name": {"type": "string"},
+            "step": {"type": ["integer", "null"]},
+            "size": {"type": "integer", "minimum": 0},
+            "sha256": _SHA256,
+            "media_type": {"type": "string"},
+            "created_at": _TIME,
+            "meta": {"type": "object"},
+        },
+    },
+    "ConsoleChunk": {
+        "type": "object",
+        "required": ["id", "stream", "time", "text"],
+        "properties": {
+            "id": {"type": "integer"},
+            "stream": {"type": "string", "enum": ["stdout", "stderr"]},
+            "time": _TIME,
+            "text": {"type": "string"},
+        },
+    },
+    "Blob": {
+        "type": "object",
+        "required": ["sha256", "size"],
+        "properties": {"sha256": _SHA256, "size": {"type": "integer", "minimum": 0}},
+    },
     "Series": {
         "type": "object",
         "required": ["run", "key", "x", "y", "downsampled", "count"],
@@ -254,6 +340,17 @@ _SCHEMAS: J = {
                 "type": "array",
                 "description": "[[time, step or null, text], ...]",
             },
+            "artifacts": {
+                "type": "array",
+                "description": "Artifact rows; each blob (and each file of a "
+                "folder's manifest) must be uploaded first with PUT "
+                "/api/v1/blobs/{sha256}.",
+                "items": _ARTIFACT_ROW,
+            },
+            "console": {
+                "type": "array",
+                "description": '[[time, "stdout" or "stderr", text], ...]',
+            },
             "status": {"type": ["string", "null"], "enum": [*STATUSES, None]},
             "ended_at": {"type": ["number", "null"]},
             "error": {"type": ["string", "null"]},
@@ -300,6 +397,47 @@ def _op(
     if public:
         out["security"] = []
     return out
+
+
+def _download(summary: str, params: list[J], not_found: str) -> J:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    content = {"application/octet-stream": binary}
+    content.update({media: binary for media in sorted(INLINE_TYPES)})
+    headers = {
+        "Content-Disposition": {
+            "description": "attachment (inline for PNG, JPEG, GIF and WebP) with "
+            "filename and filename* (RFC 5987).",
+            "schema": {"type": "string"},
+        },
+        "X-Content-Type-Options": {"schema": {"const": "nosniff"}},
+    }
+    operation = _op(
+        summary,
+        {
+            "200": {"description": "The bytes", "content": content, "headers": headers},
+            "206": {
+                "description": "The requested range of the bytes",
+                "content": content,
+                "headers": headers,
+            },
+            "304": {"description": "Not modified (If-None-Match matched the ETag)"},
+            "404": _error(not_found),
+            "416": _error("The Range cannot be satisfied."),
+            "422": _error("The prefix matches several runs."),
+        },
+        params=[
+            *params,
+            {
+                "name": "Range",
+                "in": "header",
+                "required": False,
+                "description": "bytes=<first>-[<last>] to resume a download.",
+                "schema": {"type": "string", "maxLength": 200},
+            },
+        ],
+        tag="artifacts",
+    )
+    return operation
 
 
 def _paths() -> J:
@@ -716,6 +854,147 @@ def _paths() -> J:
                 },
                 writes=True,
                 tag="notes",
+            ),
+        },
+        "/api/v1/blobs/{sha256}": {
+            "put": {
+                **_op(
+                    "Upload bytes by their SHA-256 (streamed, checked while "
+                    "written); HEAD on the same path answers 200 or 404",
+                    {
+                        "200": _ok(_ref("Blob"), "Already stored"),
+                        "201": _ok(_ref("Blob"), "Stored"),
+                        "413": _error(
+                            "The bytes are larger than max_artifact_size "
+                            f"({limits.max_artifact_size} bytes by default)."
+                        ),
+                        "422": _error(
+                            "The path is not a sha256, or the bytes have another hash."
+                        ),
+                        "507": _error("The server's artifact store is full."),
+                    },
+                    params=[_BLOB_SHA256],
+                    writes=True,
+                    tag="artifacts",
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                },
+            },
+        },
+        "/api/v1/runs/{run_id}/artifacts": {
+            "get": _op(
+                "A run's artifacts, oldest first",
+                {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "required": ["artifacts"],
+                            "properties": {
+                                "artifacts": {
+                                    "type": "array",
+                                    "items": _ref("Artifact"),
+                                }
+                            },
+                        }
+                    ),
+                    **not_found,
+                    "422": _error("The prefix matches several runs, or name is long."),
+                },
+                params=[
+                    _RUN_ID,
+                    _query(
+                        "kind",
+                        {"type": "string", "enum": list(ARTIFACT_KINDS)},
+                        "Only artifacts of this kind.",
+                    ),
+                    _query(
+                        "name",
+                        {"type": "string", "maxLength": MAX_ARTIFACT_NAME_LENGTH},
+                        "Only artifacts with this name.",
+                    ),
+                ],
+                tag="artifacts",
+            ),
+        },
+        "/api/v1/runs/{run_id}/artifacts/{artifact_id}": {
+            "delete": _op(
+                "Delete an artifact; bytes no other artifact uses are removed",
+                {
+                    "204": {"description": "Deleted"},
+                    "404": _error("No such run, or no such artifact in it."),
+                    "422": _error("The prefix matches several runs."),
+                },
+                params=[_RUN_ID, _ARTIFACT_ID],
+                writes=True,
+                tag="artifacts",
+            ),
+        },
+        "/api/v1/runs/{run_id}/artifacts/{artifact_id}/content": {
+            "get": _download(
+                "The bytes of an artifact (a folder's JSON manifest), with Range",
+                [_RUN_ID, _ARTIFACT_ID],
+                "No such run or artifact, or its bytes are missing.",
+            ),
+        },
+        "/api/v1/runs/{run_id}/blobs/{sha256}": {
+            "get": _download(
+                "One of a run's blobs (an artifact or a file of a folder), with "
+                "Range; notes show images with it",
+                [_RUN_ID, _BLOB_SHA256],
+                "The run has no artifact with this sha256.",
+            ),
+        },
+        "/api/v1/runs/{run_id}/console": {
+            "get": _op(
+                "A run's console output after a cursor, oldest first",
+                {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "required": ["chunks", "next"],
+                            "properties": {
+                                "chunks": {
+                                    "type": "array",
+                                    "items": _ref("ConsoleChunk"),
+                                },
+                                "next": {
+                                    "type": ["integer", "null"],
+                                    "description": "Pass as after for the next "
+                                    "page; unchanged while nothing new was written.",
+                                },
+                            },
+                        }
+                    ),
+                    **not_found,
+                    "422": _error("limit or q over its limit, or an ambiguous prefix."),
+                },
+                params=[
+                    _RUN_ID,
+                    _query("after", _ID, "Only chunks after this chunk id."),
+                    _query(
+                        "limit",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_CONSOLE_PAGE,
+                            "default": 1000,
+                        },
+                        f"Most chunks to return (at most {MAX_CONSOLE_PAGE}).",
+                    ),
+                    _query(
+                        "q",
+                        {"type": "string", "maxLength": MAX_SEARCH_LENGTH},
+                        "Only chunks containing this text (a plain substring, "
+                        "case-insensitive).",
+                    ),
+                ],
+                tag="console",
             ),
         },
         "/api/v1/series": {

@@ -1,0 +1,290 @@
+"""Artifacts: blob uploads, the list of a run's artifacts, downloads, deletion.
+
+Bytes are uploaded once, by their sha256, with ``PUT /blobs/<sha256>``; a batch then
+names them in its ``artifacts`` rows (see ingest). Downloads stream from the server's
+artifact store with Range support. Every download is sent as an attachment with
+``X-Content-Type-Options: nosniff`` and a sandboxing Content-Security-Policy; only
+PNG, JPEG, GIF and WebP images keep their media type (and are shown inline), since a
+browser cannot run anything in them. Names are labels, never paths: only a checked
+sha256 is joined to the store's folder.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import IO, Any, cast
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wsgi import FileWrapper
+
+from .._artifacts import MAX_ARTIFACT_NAME_LENGTH, BlobStore
+from .._errors import NotFoundError, StoreError, ValidationError
+from .._schema import ARTIFACT_KINDS
+from .._store.base import Artifact
+from ._auth import read, write
+from ._errors import ApiError
+from ._http import MAX_ID, check_params, choice_param, config, store
+from .runs import _run_id
+
+bp = Blueprint("artifacts", __name__)
+
+#: Key of the server's BlobStore in ``app.extensions``.
+EXTENSION = "labnotebook.blobs"
+#: Media types served as themselves (inline); everything else is octet-stream.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+#: Bytes read from the request or the blob file at a time.
+CHUNK_SIZE = 1 << 20
+#: Sent with every download: nothing in it may run, even if opened directly.
+DOWNLOAD_CSP = "default-src 'none'; sandbox"
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_ASCII_SAFE = re.compile(r"[^A-Za-z0-9._ -]")
+
+
+def blobs() -> BlobStore:
+    """The server's artifact store."""
+    found: BlobStore = current_app.extensions[EXTENSION]
+    return found
+
+
+# ------------------------------------------------------------------ uploads
+
+
+@bp.route("/blobs/<sha256>", methods=["HEAD"])
+@read
+def has_blob(sha256: str) -> Response:
+    """200 when the server holds the blob, else 404 (no body either way)."""
+    check_params(())
+    if not _SHA256.fullmatch(sha256) or not blobs().has(sha256):
+        return Response(status=404)
+    response = Response(status=200)
+    response.headers["X-Blob-Size"] = str(blobs().size(sha256))
+    return response
+
+
+@bp.put("/blobs/<sha256>")
+@write
+def put_blob(sha256: str) -> tuple[dict[str, Any], int]:
+    """Store the request body as the blob with this sha256 (checked while written)."""
+    check_params(())
+    sha = _sha(sha256, status=422)
+    limit = config().max_artifact_size
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(limit)
+    found = blobs()
+    if found.has(sha):
+        return {"sha256": sha, "size": found.size(sha)}, 200
+
+    # The body limit of JSON requests does not apply; the size cap is counted here.
+    request.max_content_length = None
+    try:
+        _, size = found.put_stream(
+            cast(IO[bytes], _Capped(request.stream, limit)),
+            sha,
+            source_name="the upload",
+        )
+    except ValidationError as exc:
+        raise ApiError(422, "hash_mismatch", str(exc), {"sha256": sha}) from None
+    except StoreError as exc:
+        raise ApiError(
+            507,
+            "insufficient_storage",
+            f"the server could not store the upload ({exc}); retry later",
+        ) from None
+    return {"sha256": sha, "size": size}, 201
+
+
+class _Capped:
+    """A request stream that refuses to read past the artifact size cap."""
+
+    def __init__(self, stream: IO[bytes], limit: int):
+        self._stream = stream
+        self._limit = limit
+        self._read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(CHUNK_SIZE if size < 0 else size)
+        self._read += len(chunk)
+        if self._read > self._limit:
+            raise _too_large(self._limit)
+        return chunk
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "artifact_too_large",
+        f"the upload is larger than the server's artifact size limit of {limit} "
+        "bytes (max_artifact_size); raise it on the server or attach a smaller file",
+        {"limit": limit},
+    )
+
+
+# ------------------------------------------------------------------ listing
+
+
+@bp.get("/runs/<run_id>/artifacts")
+@read
+def list_artifacts(run_id: str) -> dict[str, Any]:
+    """A run's artifacts, oldest first, optionally of one kind or name."""
+    check_params(("kind", "name"))
+    kind = choice_param("kind", ARTIFACT_KINDS, "") or None
+    name = request.args.get("name") or None
+    if name is not None and len(name) > MAX_ARTIFACT_NAME_LENGTH:
+        raise ApiError(
+            422,
+            "limit_exceeded",
+            f"query parameter name is {len(name)} characters long; artifact names "
+            f"have at most {MAX_ARTIFACT_NAME_LENGTH}",
+            {"parameter": "name", "limit": MAX_ARTIFACT_NAME_LENGTH},
+        )
+    found = store().list_artifacts(_run_id(run_id), kind=kind, name=name)
+    return {"artifacts": [artifact_json(a) for a in found]}
+
+
+@bp.delete("/runs/<run_id>/artifacts/<int:artifact_id>")
+@write
+def delete_artifact(run_id: str, artifact_id: int) -> Response:
+    """Delete one artifact; bytes no other artifact uses leave the store."""
+    check_params(())
+    full = _run_id(run_id)
+    artifact = _artifact(full, artifact_id)
+    unused = store().delete_artifacts(full, [artifact.id])
+    for sha in unused:
+        blobs().delete(sha)
+    return Response(status=204)
+
+
+# ------------------------------------------------------------------ downloads
+
+
+@bp.get("/runs/<run_id>/artifacts/<int:artifact_id>/content")
+@read
+def artifact_content(run_id: str, artifact_id: int) -> Response:
+    """The bytes of an artifact (a folder's are its JSON manifest)."""
+    check_params(())
+    artifact = _artifact(_run_id(run_id), artifact_id)
+    name = artifact.name
+    if artifact.kind == "folder":
+        name += ".manifest.json"
+    return _send(artifact.sha256, artifact.media_type, name)
+
+
+@bp.get("/runs/<run_id>/blobs/<sha256>")
+@read
+def run_blob(run_id: str, sha256: str) -> Response:
+    """One of a run's blobs: an artifact's bytes or a file of one of its folders."""
+    check_params(())
+    sha = _sha(sha256, status=404)
+    full = _run_id(run_id)
+    try:
+        store().open_blob(full, sha).close()
+    except NotFoundError:
+        raise ApiError(
+            404,
+            "not_found",
+            f"run {full} has no artifact with sha256 {sha}, or its bytes are missing "
+            "from the server's artifact store",
+        ) from None
+    named = [a for a in store().list_artifacts(full) if a.sha256 == sha]
+    if named:
+        return _send(sha, named[-1].media_type, named[-1].name)
+    return _send(sha, "application/octet-stream", sha)
+
+
+def _send(sha: str, media_type: str, name: str) -> Response:
+    """Stream a blob with Range support and download-safe headers."""
+    found = blobs()
+    try:
+        fileobj = found.open(sha)
+    except NotFoundError:
+        raise ApiError(
+            404,
+            "blob_missing",
+            f"the bytes of {name!r} (sha256 {sha}) are missing from the server's "
+            "artifact store; attach the artifact again",
+        ) from None
+    try:
+        size = found.size(sha)
+        inline = media_type in INLINE_TYPES
+        response = Response(
+            FileWrapper(fileobj, CHUNK_SIZE),
+            mimetype=media_type if inline else "application/octet-stream",
+            direct_passthrough=True,
+        )
+        response.content_length = size
+        response.set_etag(sha)
+        response.headers["Content-Disposition"] = content_disposition(
+            name, inline=inline
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
+        response.headers["Cache-Control"] = "private, max-age=86400"
+        response.make_conditional(
+            request.environ, accept_ranges=True, complete_length=size
+        )
+        return response
+    except (HTTPException, OSError):
+        fileobj.close()
+        raise
+
+
+def content_disposition(name: str, *, inline: bool = False) -> str:
+    """A Content-Disposition header naming the file safely (RFC 6266, RFC 5987).
+
+    The plain ``filename`` keeps ASCII letters, digits, ``.``, ``_``, ``-`` and
+    spaces (others become ``_``); ``filename*`` carries the full name, UTF-8 and
+    percent-encoded. Leading dots are dropped so no hidden file is suggested.
+    """
+    cleaned = "".join(
+        " " if unicodedata.category(c).startswith(("C", "Z")) else c for c in name
+    ).strip()
+    cleaned = cleaned.replace("/", "_").replace("\\", "_").lstrip(".") or "download"
+    ascii_name = _ASCII_SAFE.sub("_", cleaned)
+    encoded = quote(cleaned, safe="")
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{encoded}"
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def artifact_json(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "id": artifact.id,
+        "run_id": artifact.run_id,
+        "kind": artifact.kind,
+        "name": artifact.name,
+        "step": artifact.step,
+        "size": artifact.size,
+        "sha256": artifact.sha256,
+        "media_type": artifact.media_type,
+        "created_at": artifact.created_at,
+        "meta": artifact.meta,
+    }
+
+
+def _artifact(run_id: str, artifact_id: int) -> Artifact:
+    if artifact_id <= MAX_ID:
+        for artifact in store().list_artifacts(run_id):
+            if artifact.id == artifact_id:
+                return artifact
+    raise ApiError(
+        404, "not_found", f"run {run_id} has no artifact with id {artifact_id}"
+    )
+
+
+def _sha(value: str, *, status: int) -> str:
+    if not _SHA256.fullmatch(value):
+        raise ApiError(
+            status,
+            "invalid_sha256" if status == 422 else "not_found",
+            f"{value[:80]!r} is not a sha256; give the 64 lowercase hexadecimal "
+            "digits of the bytes' SHA-256 hash",
+            {"parameter": "sha256"},
+        )
+    return value

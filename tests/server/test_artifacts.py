@@ -1,0 +1,442 @@
+"""Artifacts over HTTP: uploads, listing, downloads, deletion, and remote attach.
+
+The first part drives the app in-process; the second starts real servers
+(``python -m labnotebook.server``) and logs through them with
+``labnotebook.init("http://...")``, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from servertools import READ_TOKEN, TOKEN, error_of, make_app
+
+from labnotebook.server.artifacts import content_disposition
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+CSV = 'données "finales";.csv'
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def row(data: bytes, name: str = "a.bin", **changes: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": "file",
+        "name": name,
+        "step": None,
+        "size": len(data),
+        "sha256": sha(data),
+        "media_type": "application/octet-stream",
+        "created_at": time.time(),
+        "meta": {},
+    }
+    out.update(changes)
+    return out
+
+
+def batch(run_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "create": {
+            "experiment": "e",
+            "name": "r",
+            "params": {},
+            "tags": [],
+            "started_at": time.time(),
+        },
+        **fields,
+    }
+
+
+@pytest.fixture
+def server_blobs(tmp_path: Path) -> Path:
+    return tmp_path / "server-artifacts"
+
+
+@pytest.fixture
+def app(store_url: str, server_blobs: Path) -> Iterator[Flask]:
+    app = make_app(store_url, artifacts=str(server_blobs), max_artifact_size=4096)
+    yield app
+    app.extensions["labnotebook"].store.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def upload(client: FlaskClient, data: bytes) -> str:
+    response = client.put(f"/api/v1/blobs/{sha(data)}", data=data)
+    assert response.status_code in (200, 201), response.get_data(as_text=True)
+    return sha(data)
+
+
+def attach(client: FlaskClient, run_id: str, *rows: dict[str, Any]) -> None:
+    response = client.post("/api/v1/ingest", json=batch(run_id, artifacts=list(rows)))
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def leftovers(root: Path) -> list[Path]:
+    tmp = root / "tmp"
+    return list(tmp.iterdir()) if tmp.exists() else []
+
+
+# ------------------------------------------------------------------ uploads
+
+
+def test_an_upload_is_stored_once_and_checked(
+    client: FlaskClient, server_blobs: Path
+) -> None:
+    data = os.urandom(3000)
+    path = f"/api/v1/blobs/{sha(data)}"
+    assert client.head(path).status_code == 404
+
+    created = client.put(path, data=data)
+    assert created.status_code == 201
+    assert created.get_json() == {"sha256": sha(data), "size": 3000}
+    again = client.put(path, data=data)
+    assert again.status_code == 200
+    assert client.head(path).status_code == 200
+    stored = server_blobs / "objects" / sha(data)[:2] / sha(data)[2:]
+    assert stored.read_bytes() == data
+    assert leftovers(server_blobs) == []
+
+
+def test_a_body_with_another_hash_is_refused_and_nothing_is_kept(
+    client: FlaskClient, server_blobs: Path
+) -> None:
+    data = b"the real bytes"
+    error = error_of(client.put(f"/api/v1/blobs/{sha(b'other')}", data=data), 422)
+    assert error["code"] == "hash_mismatch"
+    assert sha(data) in error["message"]
+    assert client.head(f"/api/v1/blobs/{sha(b'other')}").status_code == 404
+    assert not (server_blobs / "objects").exists()
+    assert leftovers(server_blobs) == []
+
+
+@pytest.mark.parametrize(
+    "bad", ["abc", "A" * 64, "g" * 64, "0" * 63, "0" * 65, "..%2F..%2Fetc%2Fpasswd"]
+)
+def test_a_bad_sha256_never_reaches_the_filesystem(
+    client: FlaskClient, server_blobs: Path, bad: str
+) -> None:
+    response = client.put(f"/api/v1/blobs/{bad}", data=b"x")
+    assert response.status_code in (404, 422)  # 404: no route once %2F is a "/"
+    error_of(response, response.status_code)
+    assert client.head(f"/api/v1/blobs/{bad}").status_code == 404
+    assert not server_blobs.exists()
+
+
+def test_an_upload_over_the_size_cap_is_413_and_leaves_no_temp_file(
+    client: FlaskClient, server_blobs: Path
+) -> None:
+    data = os.urandom(5000)
+    error = error_of(client.put(f"/api/v1/blobs/{sha(data)}", data=data), 413)
+    assert error["code"] == "artifact_too_large"
+    assert error["detail"] == {"limit": 4096}
+    assert "max_artifact_size" in error["message"]
+
+    assert leftovers(server_blobs) == []
+    assert client.head(f"/api/v1/blobs/{sha(data)}").status_code == 404
+
+
+# ------------------------------------------------------------------ ingest
+
+
+def test_a_batch_naming_bytes_not_uploaded_is_refused_whole(
+    client: FlaskClient,
+) -> None:
+    data = b"never uploaded"
+    body = batch("run1", artifacts=[row(data)], points={"loss": [[0], [1.0], [0.0]]})
+    error = error_of(client.post("/api/v1/ingest", json=body), 422, "blob_missing")
+    assert "upload" in error["message"]
+    assert f"PUT /api/v1/blobs/{sha(data)}" in error["message"]
+    error_of(client.get("/api/v1/runs/run1"), 404)
+
+    upload(client, data)
+    assert client.post("/api/v1/ingest", json=body).status_code == 200
+    listed = client.get("/api/v1/runs/run1/artifacts").get_json()["artifacts"]
+    assert [(a["name"], a["sha256"], a["size"]) for a in listed] == [
+        ("a.bin", sha(data), len(data))
+    ]
+
+
+def test_a_folder_needs_every_file_uploaded(client: FlaskClient) -> None:
+    files = {"a.txt": b"alpha", "sub/b.txt": b"beta"}
+    manifest = json.dumps(
+        {
+            "format": 1,
+            "files": [
+                {"path": p, "size": len(d), "sha256": sha(d), "mode": 0o644}
+                for p, d in sorted(files.items())
+            ],
+            "skipped_links": [],
+        }
+    ).encode()
+    upload(client, manifest)
+    upload(client, b"alpha")
+    folder = row(manifest, "data", kind="folder", size=9, media_type="application/json")
+    error = error_of(
+        client.post("/api/v1/ingest", json=batch("run1", artifacts=[folder])),
+        422,
+        "blob_missing",
+    )
+    assert sha(b"beta") in error["message"]
+
+    upload(client, b"beta")
+    attach(client, "run1", folder)
+    # A file of the folder is one of the run's blobs.
+    member = client.get(f"/api/v1/runs/run1/blobs/{sha(b'beta')}")
+    assert member.status_code == 200
+    assert member.data == b"beta"
+    folder_id = _by_name(client)["data"]["id"]
+    manifest_download = client.get(f"/api/v1/runs/run1/artifacts/{folder_id}/content")
+    assert manifest_download.data == manifest
+
+
+_GOOD = row(b"x")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"kind": "video"}, "kind"),
+        ({"name": "a/b"}, "name"),
+        ({"name": ".."}, "name"),
+        ({"name": "x\x00y"}, "name"),
+        ({"name": "n" * 256}, "name"),
+        ({"sha256": "A" * 64}, "sha256"),
+        ({"sha256": "../../etc/passwd"}, "sha256"),
+        ({"size": -1}, "size"),
+        ({"size": "1"}, "size"),
+        ({"step": -5}, "step"),
+        ({"media_type": "text/html\r\nX-Evil: 1"}, "media_type"),
+        ({"media_type": ""}, "media_type"),
+        ({"created_at": "now"}, "created_at"),
+        ({"meta": [1]}, "meta"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_every_field_of_an_artifact_row_is_checked(
+    client: FlaskClient, change: dict[str, Any], field: str
+) -> None:
+    upload(client, b"x")
+    body = batch("run1", artifacts=[{**_GOOD, **change}])
+    error = error_of(client.post("/api/v1/ingest", json=body), 422)
+    assert field in error["detail"]["field"]
+
+
+def test_a_size_that_disagrees_with_the_blob_is_refused(client: FlaskClient) -> None:
+    upload(client, b"xyz")
+    body = batch("run1", artifacts=[row(b"xyz", size=4)])
+    error = error_of(client.post("/api/v1/ingest", json=body), 422)
+    assert "4 bytes" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "console",
+    [
+        "text",
+        [[1.0, "stdin", "x"]],
+        [[1.0, "stdout"]],
+        [["t", "stdout", "x"]],
+        [[1.0, "stdout", 5]],
+    ],
+)
+def test_console_rows_are_checked(client: FlaskClient, console: Any) -> None:
+    body = batch("run1", console=console)
+    error = error_of(client.post("/api/v1/ingest", json=body), 422)
+    assert error["detail"]["field"] == "console"
+
+
+def test_console_text_keeps_what_the_store_cannot_hold_as_replacement_characters(
+    client: FlaskClient,
+) -> None:
+    body = batch("run1", console=[[1.0, "stdout", "a\x00b"], [2.0, "stderr", "ok\n"]])
+    assert client.post("/api/v1/ingest", json=body).status_code == 200
+    chunks = client.get("/api/v1/runs/run1/console").get_json()["chunks"]
+    assert [(c["stream"], c["text"]) for c in chunks] == [
+        ("stdout", "a\ufffdb"),
+        ("stderr", "ok\n"),
+    ]
+
+
+# ------------------------------------------------------------------ downloads
+
+
+@pytest.fixture
+def attached(client: FlaskClient) -> dict[str, bytes]:
+    files = {
+        "page.html": (b"<script>alert(1)</script>", "text/html"),
+        "logo.svg": (b"<svg onload='alert(1)'/>", "image/svg+xml"),
+        "dot.png": (PNG, "image/png"),
+        CSV: (b"a,b\n1,2\n" * 100, "text/csv"),
+    }
+    rows = []
+    for name, (data, media_type) in files.items():
+        upload(client, data)
+        rows.append(row(data, name, media_type=media_type))
+    attach(client, "run1", *rows)
+    return {name: data for name, (data, _) in files.items()}
+
+
+def _by_name(client: FlaskClient, run_id: str = "run1") -> dict[str, dict[str, Any]]:
+    listed = client.get(f"/api/v1/runs/{run_id}/artifacts").get_json()["artifacts"]
+    return {a["name"]: a for a in listed}
+
+
+def test_downloads_are_attachments_and_only_plain_images_keep_their_type(
+    client: FlaskClient, attached: dict[str, bytes]
+) -> None:
+    artifacts = _by_name(client)
+    for name, data in attached.items():
+        response = client.get(
+            f"/api/v1/runs/run1/artifacts/{artifacts[name]['id']}/content"
+        )
+        assert response.status_code == 200
+        assert response.data == data
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "sandbox" in response.headers["Content-Security-Policy"]
+        assert response.headers["Accept-Ranges"] == "bytes"
+        disposition = response.headers["Content-Disposition"]
+        if name == "dot.png":
+            assert response.mimetype == "image/png"
+            assert disposition.startswith("inline;")
+        else:
+            assert response.mimetype == "application/octet-stream"
+            assert disposition.startswith("attachment;")
+
+    html = client.get(
+        f"/api/v1/runs/run1/artifacts/{artifacts['page.html']['id']}/content"
+    )
+    assert 'filename="page.html"' in html.headers["Content-Disposition"]
+    csv_id = artifacts[CSV]["id"]
+    csv = client.get(f"/api/v1/runs/run1/artifacts/{csv_id}/content")
+    header = csv.headers["Content-Disposition"]
+    assert "filename*=UTF-8''donn%C3%A9es%20%22finales%22%3B.csv" in header
+    assert 'filename="donn_es _finales__.csv"' in header
+
+
+def test_a_download_resumes_with_range(
+    client: FlaskClient, attached: dict[str, bytes]
+) -> None:
+    data = attached[CSV]
+    artifact = _by_name(client)[CSV]
+    url = f"/api/v1/runs/run1/artifacts/{artifact['id']}/content"
+    part = client.get(url, headers={"Range": "bytes=100-"})
+    assert part.status_code == 206
+    assert part.data == data[100:]
+    assert part.headers["Content-Range"] == f"bytes 100-{len(data) - 1}/{len(data)}"
+    same = client.get(
+        url, headers={"Range": "bytes=10-19", "If-Range": f'"{artifact["sha256"]}"'}
+    )
+    assert same.status_code == 206
+    assert same.data == data[10:20]
+    error_of(client.get(url, headers={"Range": f"bytes={len(data) + 5}-"}), 416)
+    cached = client.get(url, headers={"If-None-Match": f'"{artifact["sha256"]}"'})
+    assert cached.status_code == 304
+    assert cached.data == b""
+
+
+def test_a_run_serves_only_its_own_blobs(
+    client: FlaskClient, attached: dict[str, bytes]
+) -> None:
+    dot = client.get(f"/api/v1/runs/run1/blobs/{sha(PNG)}")
+    assert dot.status_code == 200
+    assert dot.data == PNG
+    assert dot.mimetype == "image/png"
+
+    upload(client, b"other run")
+    attach(client, "run2", row(b"other run"))
+    error_of(client.get(f"/api/v1/runs/run1/blobs/{sha(b'other run')}"), 404)
+    error_of(client.get(f"/api/v1/runs/run2/blobs/{sha(PNG)}"), 404)
+    error_of(client.get("/api/v1/runs/run1/blobs/not-a-hash"), 404)
+    error_of(client.get(f"/api/v1/runs/nope/blobs/{sha(PNG)}"), 404)
+
+
+def test_listing_filters_by_kind_and_name(
+    client: FlaskClient, attached: dict[str, bytes]
+) -> None:
+    upload(client, PNG)
+    attach(client, "run1", row(PNG, "dot.png", kind="image", step=3))
+    images = client.get("/api/v1/runs/run1/artifacts?kind=image").get_json()
+    assert [(a["name"], a["step"]) for a in images["artifacts"]] == [("dot.png", 3)]
+    named = client.get("/api/v1/runs/run1/artifacts?name=dot.png").get_json()
+    assert [a["kind"] for a in named["artifacts"]] == ["file", "image"]
+    error_of(client.get("/api/v1/runs/run1/artifacts?kind=video"), 400)
+    error_of(client.get(f"/api/v1/runs/run1/artifacts?name={'n' * 300}"), 422)
+    error_of(client.get("/api/v1/runs/run1/artifacts?colour=red"), 400)
+    error_of(client.get("/api/v1/runs/nope/artifacts"), 404)
+
+
+def test_deleting_an_artifact_removes_bytes_no_one_else_uses(
+    client: FlaskClient, attached: dict[str, bytes], server_blobs: Path
+) -> None:
+    attach(client, "run2", row(PNG, "shared.png"))
+    artifacts = _by_name(client)
+    html = artifacts["page.html"]
+    assert client.delete(f"/api/v1/runs/run1/artifacts/{html['id']}").status_code == 204
+    assert client.head(f"/api/v1/blobs/{html['sha256']}").status_code == 404
+    error_of(client.delete(f"/api/v1/runs/run1/artifacts/{html['id']}"), 404)
+
+    dot = artifacts["dot.png"]
+    assert client.delete(f"/api/v1/runs/run1/artifacts/{dot['id']}").status_code == 204
+    assert client.head(f"/api/v1/blobs/{sha(PNG)}").status_code == 200  # run2's
+    assert sorted(_by_name(client)) == [CSV, "logo.svg"]
+    error_of(client.delete(f"/api/v1/runs/run2/artifacts/{2**63}"), 404)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("model.pt", "attachment; filename=\"model.pt\"; filename*=UTF-8''model.pt"),
+        ("..hidden", "attachment; filename=\"hidden\"; filename*=UTF-8''hidden"),
+        ("a\tb", "attachment; filename=\"a b\"; filename*=UTF-8''a%20b"),
+        (
+            "日本.txt",
+            "attachment; filename=\"__.txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt",
+        ),
+        ("..", "attachment; filename=\"download\"; filename*=UTF-8''download"),
+    ],
+)
+def test_content_disposition_is_safe(name: str, expected: str) -> None:
+    assert content_disposition(name) == expected
+
+
+# ------------------------------------------------------------------ auth
+
+
+def test_uploads_need_the_write_token_and_reads_the_read_token(
+    store_url: str, tmp_path: Path
+) -> None:
+    app = make_app(
+        store_url, token=TOKEN, read_token=READ_TOKEN, artifacts=str(tmp_path / "a")
+    )
+    client = app.test_client()
+    path = f"/api/v1/blobs/{sha(b'x')}"
+    read = {"Authorization": f"Bearer {READ_TOKEN}"}
+    write = {"Authorization": f"Bearer {TOKEN}"}
+    error_of(client.put(path, data=b"x"), 401)
+    error_of(client.put(path, data=b"x", headers=read), 403)
+    assert client.head(path).status_code == 401
+    assert client.head(path, headers=read).status_code == 404
+    assert client.put(path, data=b"x", headers=write).status_code == 201
+    assert client.head(path, headers=read).status_code == 200
+    error_of(client.get("/api/v1/runs/r/artifacts"), 401)
+    error_of(client.delete("/api/v1/runs/r/artifacts/1", headers=read), 403)
+    app.extensions["labnotebook"].store.close()
