@@ -45,8 +45,8 @@ MAX_ARG_LENGTH = 10_000
 GIT_TIMEOUT = 2.0
 
 _DIST_FOLDER = re.compile(r"^([^-]+)-([^-]+?)(?:-py\d[^-]*)?\.(?:dist|egg)-info$")
-_packages_cache: dict[tuple[str, ...], tuple[dict[str, str], int]] = {}
 _host_cache: dict[str, Any] = {}
+_host_lock = threading.Lock()
 
 
 def capture(*, code: bool, environment: bool, max_diff_size: int) -> dict[str, Any]:
@@ -156,10 +156,18 @@ def _notebook() -> dict[str, Any] | None:
 
 
 def _git(where: str, max_diff_size: int) -> dict[str, Any]:
+    # The remote is read while git status runs.
+    remote: list[Any] = []
+    reader = threading.Thread(
+        target=lambda: remote.append(_guard(lambda: {"url": _remote(where)})),
+        daemon=True,
+    )
+    reader.start()
     status = _run_git(
         where,
         ["status", "--porcelain=v2", "--branch", "--untracked-files=normal", "-z"],
     )
+    reader.join()
     if status is None:
         return {}
     commit: str | None = None
@@ -181,7 +189,7 @@ def _git(where: str, max_diff_size: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "commit": commit,
         "branch": branch,
-        "remote": _remote(where),
+        "remote": remote[0].get("url"),
         "dirty": changed or bool(untracked),
         "untracked": untracked[:MAX_UNTRACKED],
         "diff": "",
@@ -189,6 +197,8 @@ def _git(where: str, max_diff_size: int) -> dict[str, Any]:
     }
     if len(untracked) > MAX_UNTRACKED:
         out["untracked_truncated"] = len(untracked)
+    if "error" in remote[0]:
+        out["error"] = f"git remote: {remote[0]['error']}"
     if changed and commit is not None:
         diff, truncated = _read_git(
             where,
@@ -320,14 +330,9 @@ def _platform() -> dict[str, Any]:
 
 
 def _packages() -> dict[str, Any]:
-    key = tuple(sys.path)
-    cached = _packages_cache.get(key)
-    if cached is None:
-        cached = _read_packages()
-        _packages_cache.clear()
-        _packages_cache[key] = cached
-    packages, total = cached
-    return {"packages": dict(packages), "total": total}
+    # Read at every start (a few ms), so packages installed since are listed.
+    packages, total = _read_packages()
+    return {"packages": packages, "total": total}
 
 
 def _read_packages() -> tuple[dict[str, str], int]:
@@ -355,9 +360,16 @@ def _read_packages() -> tuple[dict[str, str], int]:
     return {n: found[n] for n in names[:MAX_PACKAGES]}, len(names)
 
 
+def prefetch() -> None:
+    """Read the hardware in a background thread, so the first start need not."""
+    threading.Thread(target=_guard, args=(_host,), daemon=True).start()
+
+
 def _host() -> dict[str, Any]:
-    if not _host_cache:
-        _host_cache.update(_read_host())
+    # Hardware does not change while a process runs: read it once.
+    with _host_lock:
+        if not _host_cache:
+            _host_cache.update(_read_host())
     out = dict(_host_cache)
     out["hostname"] = socket.gethostname()
     return out

@@ -15,6 +15,7 @@ from . import _jupyter, _process
 from ._artifacts import BlobStore
 from ._config import Settings
 from ._environment import capture
+from ._environment import prefetch as prefetch_environment
 from ._errors import StoreError, ValidationError
 from ._run import Run
 from ._spool import Spool, read_spool_file, spool_files
@@ -41,6 +42,8 @@ class Notebook:
 
     def __init__(self, settings: Settings | None = None, store: Store | None = None):
         self.settings = settings or Settings.from_env()
+        if self.settings.capture_environment:
+            prefetch_environment()
         #: The local artifact store: every attached file's bytes land here first.
         self.blobs = BlobStore(
             self.settings.artifacts_path, self.settings.max_artifact_size
