@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner, Result
 
 from labnotebook import (
     LabnotebookError,
@@ -29,6 +30,7 @@ from labnotebook._artifacts import BlobStore, check_sha256, guess_media_type
 from labnotebook._spool import spool_files
 from labnotebook._store.base import ArtifactCreate, Batch
 from labnotebook._store.sql import SqlStore
+from labnotebook.cli import main
 from proxy import Proxy
 
 MiB = 2**20
@@ -647,3 +649,64 @@ def test_attach_while_store_is_down_is_spooled(
     out = notebook.download_artifact(run.id, "tree", tmp_path / "out")
     assert (out / "src/train.py").read_bytes() == files["src/train.py"]
     notebook.close()
+
+
+# ------------------------------------------------------------- command line
+
+
+def test_cli_lists_and_downloads_artifacts(
+    notebook: Notebook, settings: Settings, tmp_path: Path, monkeypatch: Any
+) -> None:
+    tree = tmp_path / "tree"
+    files = make_tree(tree)
+    with notebook.start("c") as run:
+        run.attach(b"a" * 3000, name="weights.bin", step=2)
+        run.attach(tree)
+    runner = CliRunner(
+        env={
+            "LABNOTEBOOK_URL": None,
+            "LABNOTEBOOK_HOME": settings.home,
+            "COLUMNS": None,
+            "NO_COLOR": None,
+        }
+    )
+
+    def cli(*args: str, code: int = 0) -> Result:
+        result = runner.invoke(main, ["--store", settings.url, *args])
+        assert result.exit_code == code, result.output
+        return result
+
+    listing = cli("artifacts", run.id[:8]).output.splitlines()
+    assert listing[0].split() == [
+        "NAME",
+        "KIND",
+        "STEP",
+        "SIZE",
+        "TYPE",
+        "CREATED",
+        "SHA256",
+    ]
+    assert listing[1].split()[:5] == ["weights.bin", "file", "2", "2.9", "KiB"]
+    total = sum(len(d) for d in files.values())
+    assert listing[2].split()[:3] == ["tree", "folder", f"{total / 1024:.1f}"]
+    data = json.loads(cli("artifacts", run.id, "--kind", "folder", "--json").output)
+    assert [a["name"] for a in data] == ["tree"]
+    empty = cli("artifacts", run.id, "--name", "nope")
+    assert (empty.stdout, empty.stderr) == ("", "no artifacts\n")
+    assert (
+        "'files' is not one of"
+        in cli("artifacts", run.id, "--kind", "files", code=2).output
+    )
+
+    monkeypatch.chdir(tmp_path)
+    written = cli("download", run.id, "weights.bin").output.strip()
+    assert Path(written) == tmp_path / "weights.bin"
+    assert Path(written).read_bytes() == b"a" * 3000
+    written = cli("download", run.id, "tree").output.strip()
+    assert Path(written) == tmp_path / "tree"
+    out = cli("download", run.id, "tree", str(tmp_path / "copy")).output.strip()
+    assert (Path(out) / "src/train.py").read_bytes() == files["src/train.py"]
+    result = cli("download", run.id, "weights.bin", "--step", "3", code=1)
+    assert "Error: run" in result.output and "at step 3" in result.output
+    result = cli("download", run.id, "../x", code=1)
+    assert "no artifact named" in result.output or "contains '/'" in result.output

@@ -39,9 +39,10 @@ from ._errors import FilterError, LabnotebookError, StoreError
 from ._frames import RUN_COLUMNS, runs_frame
 from ._notebook import Notebook
 from ._query import Field, parse_field
+from ._schema import ARTIFACT_KINDS
 from ._spool import read_spool_file, spool_files
 from ._store import migrate
-from ._store.base import Columns, RunRecord
+from ._store.base import Artifact, Columns, RunRecord
 from ._store.sql import SqlStore, _safe_url, _translate
 from ._values import check_name
 
@@ -664,6 +665,88 @@ def _tree(value: dict[str, Any], depth: int) -> list[str]:
         else:
             lines.append(f"{indent}{key}: {json.dumps(item, ensure_ascii=False)}")
     return lines
+
+
+# --------------------------------------------------------------- artifacts
+
+
+@main.command("artifacts")
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--kind",
+    type=click.Choice(ARTIFACT_KINDS),
+    help="Only artifacts of this kind.",
+)
+@click.option("--name", metavar="NAME", help="Only artifacts with this name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the artifacts as JSON.")
+@store_option
+def artifacts_command(
+    run_id: str, kind: str | None, name: str | None, as_json: bool
+) -> None:
+    """List a run's artifacts (files, folders, images, checkpoints), oldest first.
+
+    RUN is a run id or a unique prefix of one (at least 4 characters).
+    """
+    found = _notebook().artifacts(run_id, kind=kind, name=name)
+    if as_json:
+        _echo_json([asdict(a) for a in found])
+        return
+    if not found:
+        _err("no artifacts")
+        return
+    table = [
+        _Column("NAME", [a.name for a in found], min_width=MIN_SHRUNK_WIDTH),
+        _Column("KIND", [a.kind for a in found]),
+        _Column("STEP", ["" if a.step is None else str(a.step) for a in found], True),
+        _Column("SIZE", [_size(_shown_size(a)) for a in found], right=True),
+        _Column("TYPE", [a.media_type for a in found]),
+        _Column("CREATED", [_local(a.created_at) for a in found]),
+        _Column("SHA256", [a.sha256[:12] for a in found]),
+    ]
+    for line in _render(table, _terminal_width()):
+        click.echo(line)
+
+
+def _shown_size(artifact: Artifact) -> int:
+    """A folder's size is the total of its files, not of its manifest."""
+    total = artifact.meta.get("total_size") if artifact.kind == "folder" else None
+    return total if isinstance(total, int) else artifact.size
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+@main.command("download")
+@click.argument("run_id", metavar="RUN")
+@click.argument("name")
+@click.argument("dest", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--step",
+    type=click.IntRange(min=0),
+    help="The artifact at this step (default: the latest one).",
+)
+@store_option
+def download_command(
+    run_id: str, name: str, dest: Path | None, step: int | None
+) -> None:
+    """Copy the artifact NAME of a run to DEST.
+
+    A file is written to DEST, or into it when DEST is a folder (default: the
+    current folder). A folder's files are restored under DEST (default: a folder
+    NAME in the current folder).
+    """
+    notebook = _notebook()
+    if dest is None:
+        artifact = notebook.find_artifact(run_id, name, step=step)
+        dest = Path.cwd() / artifact.name if artifact.kind == "folder" else Path.cwd()
+    written = notebook.download_artifact(run_id, name, dest, step=step)
+    click.echo(str(written))
 
 
 # ------------------------------------------------------------------ export
