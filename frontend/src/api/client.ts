@@ -8,6 +8,8 @@
  */
 import { reactive } from 'vue'
 import type {
+  Artifact,
+  ConsolePage,
   ErrorBody,
   Experiment,
   Json,
@@ -185,6 +187,30 @@ async function request(path: string, options: RequestOptions = {}): Promise<unkn
   return body
 }
 
+/** Bytes of a route (a picture, a download), fetched with the token like every call. */
+async function requestBlob(path: string, signal?: AbortSignal): Promise<Blob> {
+  let response: Response
+  try {
+    response = await fetch(BASE + path, { headers: authHeaders(), signal })
+  } catch (error) {
+    if (error instanceof DOMException && error.name === 'AbortError') throw error
+    connection.down = true
+    throw new ApiError(0, 'server_unreachable', 'The tracking server does not answer.')
+  }
+  if (response.status === 401) connection.authRequired = true
+  if (!response.ok) {
+    const text = await response.text()
+    let body: unknown = undefined
+    try {
+      body = text ? JSON.parse(text) : undefined
+    } catch {
+      body = undefined
+    }
+    throw errorFrom(response.status, body, text)
+  }
+  return await response.blob()
+}
+
 function errorFrom(status: number, body: unknown, text: string): ApiError {
   const error = (body as { error?: ErrorBody } | undefined)?.error
   if (error && typeof error.message === 'string') {
@@ -319,5 +345,37 @@ export const api = {
 
   async editNote(noteId: number, text: string): Promise<Note> {
     return (await request(`/notes/${path(noteId)}`, { method: 'PATCH', body: { text } })) as Note
+  },
+
+  async artifacts(
+    id: string,
+    filter: { kind?: Artifact['kind']; name?: string } = {},
+    signal?: AbortSignal,
+  ): Promise<Artifact[]> {
+    const qs = queryString({ kind: filter.kind, name: filter.name })
+    const body = (await request(`/runs/${path(id)}/artifacts${qs}`, { signal })) as {
+      artifacts: Artifact[]
+    }
+    return body.artifacts
+  },
+
+  /** The bytes of one artifact (a folder's are its JSON manifest). */
+  async artifactContent(id: string, artifactId: number, signal?: AbortSignal): Promise<Blob> {
+    return await requestBlob(`/runs/${path(id)}/artifacts/${path(artifactId)}/content`, signal)
+  },
+
+  /** Console chunks after the cursor `after`, oldest first; `q` keeps chunks containing it. */
+  async console(
+    id: string,
+    query: { after?: number | null; limit?: number; q?: string } = {},
+    signal?: AbortSignal,
+  ): Promise<ConsolePage> {
+    const qs = queryString({ after: query.after, limit: query.limit, q: query.q })
+    return (await request(`/runs/${path(id)}/console${qs}`, { signal })) as ConsolePage
+  },
+
+  /** One of a run's blobs by its sha256, e.g. a picture referenced by a note. */
+  async blob(id: string, sha256: string, signal?: AbortSignal): Promise<Blob> {
+    return await requestBlob(`/runs/${path(id)}/blobs/${path(sha256)}`, signal)
   },
 }

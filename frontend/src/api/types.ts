@@ -131,6 +131,34 @@ export interface Note {
   text: string
 }
 
+/** A piece of a run's console output, in the order written (docs/console.md). */
+export interface ConsoleChunk {
+  id: number
+  stream: 'stdout' | 'stderr'
+  time: number
+  text: string
+}
+
+/** A page of console chunks; `next` is the cursor to pass as `after` for the next one. */
+export interface ConsolePage {
+  chunks: ConsoleChunk[]
+  next: number | null
+}
+
+/** A file, folder, image or checkpoint stored with a run (docs/http-api.md). */
+export interface Artifact {
+  id: number
+  run_id: string
+  kind: 'file' | 'folder' | 'image' | 'checkpoint'
+  name: string
+  step: number | null
+  size: number
+  sha256: string
+  media_type: string
+  created_at: number
+  meta: Record<string, Json>
+}
+
 export interface RunChange {
   id: string
   updated_at: number

@@ -4,7 +4,7 @@
  * with `v-html` is what `renderMarkdown` returns.
  */
 import DOMPurify from 'dompurify'
-import { marked } from 'marked'
+import { Marked, type Tokens } from 'marked'
 
 const ALLOWED_TAGS = [
   'a',
@@ -36,7 +36,15 @@ const ALLOWED_TAGS = [
   'ul',
 ]
 
-const ALLOWED_ATTR = ['href', 'title', 'alt', 'src', 'start', 'align']
+const ALLOWED_ATTR = ['href', 'title', 'alt', 'src', 'start', 'align', 'data-sha256']
+
+/**
+ * A picture stored with the run, referenced in a note as `![caption](sha256:<64 hex>)`.
+ * It renders as `<img data-sha256="…">` without a `src`: the note's component fetches
+ * the bytes with the API token and shows them through an object URL.
+ */
+const BLOB_REF = /^sha256:([0-9a-f]{64})$/
+const SHA256 = /^[0-9a-f]{64}$/
 
 /** Links and images may point only to http(s), mailto, or a path on this server. */
 const SAFE_URL = /^(?:https?:|mailto:|[/#?.]|[^:/?#]*(?:[/?#]|$))/i
@@ -49,6 +57,10 @@ function purifier(): typeof DOMPurify {
       if (node.tagName === 'A') {
         node.setAttribute('target', '_blank')
         node.setAttribute('rel', 'noopener noreferrer nofollow')
+      }
+      const sha = node.getAttribute('data-sha256')
+      if (sha !== null && (node.tagName !== 'IMG' || !SHA256.test(sha))) {
+        node.removeAttribute('data-sha256')
       }
     })
     hooked = true
@@ -77,8 +89,21 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 }
 
+const notes = new Marked({
+  async: false,
+  gfm: true,
+  breaks: true,
+  renderer: {
+    image({ href, text }: Tokens.Image): string | false {
+      const match = BLOB_REF.exec(href)
+      if (!match) return false
+      return `<img data-sha256="${match[1]}" alt="${escapeHtml(text)}">`
+    },
+  },
+})
+
 /** Markdown to sanitised HTML, safe for `v-html`. */
 export function renderMarkdown(text: string): string {
-  const html = marked.parse(text, { async: false, gfm: true, breaks: true })
+  const html = notes.parse(text, { async: false })
   return sanitizeHtml(html)
 }

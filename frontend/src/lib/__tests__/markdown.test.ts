@@ -42,6 +42,36 @@ describe('renderMarkdown', () => {
     expect(html).not.toContain('style=')
   })
 
+  it('renders a stored picture as an img without src, to be fetched with the token', () => {
+    const sha = 'ab'.repeat(32)
+    const html = renderMarkdown(`Samples\n\n![grid \\[1\\] <b>&](sha256:${sha})`)
+    const doc = new DOMParser().parseFromString(html, 'text/html')
+    const img = doc.querySelector('img')!
+    expect(img.getAttribute('data-sha256')).toBe(sha)
+    expect(img.hasAttribute('src')).toBe(false)
+    expect(img.getAttribute('alt')).toBe('grid [1] <b>&')
+  })
+
+  it.each([
+    `![x](sha256:${'AB'.repeat(32)})`,
+    `![x](sha256:${'ab'.repeat(31)})`,
+    '![x](sha256:zz)',
+    '![x](blob:https://example.org/1)',
+    '![x](file:///etc/passwd)',
+    `<img src="x" data-sha256="${'ab'.repeat(31)}">`,
+    `<a data-sha256="${'ab'.repeat(32)}">x</a>`,
+    `<img src="javascript:alert(1)" data-sha256="${'ab'.repeat(32)}x">`,
+  ])('loads no other picture reference: %s', (markdown) => {
+    const doc = new DOMParser().parseFromString(renderMarkdown(markdown), 'text/html')
+    for (const node of doc.querySelectorAll('[data-sha256]')) {
+      expect(node.tagName).toBe('IMG')
+      expect(node.getAttribute('data-sha256')).toMatch(/^[0-9a-f]{64}$/)
+    }
+    for (const img of doc.querySelectorAll('img')) {
+      expect(img.getAttribute('src') ?? '').not.toMatch(/^(?:blob|file|javascript|sha256):/i)
+    }
+  })
+
   it('keeps the text of removed markup visible as text', () => {
     const html = renderMarkdown('<b>kept</b> and 2 < 3')
     expect(html).toContain('2 &lt; 3')
