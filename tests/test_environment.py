@@ -251,3 +251,56 @@ def test_capture_at_start_stays_fast(notebook: Notebook, repo: Path) -> None:
     capture(code=True, environment=True, max_diff_size=1_000_000)
     # Generous for a loaded 2-core machine; typically about 10 ms.
     assert time.perf_counter() - started < 1.5
+
+
+def test_a_notebook_records_its_path_and_kernel(
+    settings: Settings, repo: Path, tmp_path: Path
+) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    spec = tmp_path / "kernels" / "environment-test"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "test", "language": "python"})
+    )
+    manager = KernelManager(
+        kernel_name="environment-test",
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)]),
+        connection_file=str(tmp_path / "kernel-1.json"),
+    )
+    notebook_path = repo / "analysis.ipynb"
+    manager.start_kernel(env={"JPY_SESSION_NAME": str(notebook_path)}, cwd=str(repo))
+    client = manager.client()
+    client.start_channels()
+    out = tmp_path / "run-id"
+    try:
+        client.wait_for_ready(timeout=60)
+        reply = client.execute_interactive(
+            "from labnotebook import Notebook, Settings\n"
+            f"nb = Notebook(Settings(url={settings.url!r}, home={settings.home!r}))\n"
+            "with nb.start('in-a-notebook', system_metrics=False) as run:\n"
+            "    pass\n"
+            f"open({str(out)!r}, 'w').write(run.id)\n"
+            "nb.close()\n",
+            timeout=60,
+            output_hook=lambda msg: None,
+        )
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+    reader = Notebook(settings)
+    try:
+        code = reader.get_run(out.read_text()).environment["code"]
+    finally:
+        reader.close()
+    assert code["notebook"] == {
+        "path": str(notebook_path),
+        "kernel": "kernel-1.json",
+        "shell": "ZMQInteractiveShell",
+    }
+    assert code["script"] is None
+    assert code["commit"] == git(repo, "rev-parse", "HEAD")
