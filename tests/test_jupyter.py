@@ -8,6 +8,7 @@ metadata), and reads the display messages the kernel publishes.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import queue
@@ -24,7 +25,13 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 from labnotebook import LabnotebookError, Notebook, Settings
-from labnotebook._jupyter import dashboard_link, sparkline, summary_html
+from labnotebook._jupyter import (
+    MAX_POINTS,
+    _Series,
+    dashboard_link,
+    sparkline,
+    summary_html,
+)
 from labnotebook._store.base import RunRecord
 
 Message = dict[str, Any]
@@ -417,3 +424,17 @@ def test_sparkline() -> None:
     assert points is not None and len(points.group(1).split()) <= 4 * 121
     assert ",2.0" in points.group(1)  # the spike reaches the top
     assert "<title>&lt;k&gt;</title>" in line
+
+
+def test_series_keeps_evenly_spaced_points_and_the_latest() -> None:
+    series = _Series()
+    for first in range(0, 100_000, 1000):
+        series.extend(range(first, first + 1000), [float(i) for i in range(1000)])
+    series.extend([5, 99_999], [1.0, 1.0])  # steps already read are skipped
+
+    steps, values = series.points()
+    assert len(steps) <= MAX_POINTS + 1
+    gaps = {b - a for a, b in itertools.pairwise(steps[:-1])}
+    assert gaps == {series.stride}
+    assert steps[0] == 0 and steps[-1] == 99_999 and values[-1] == 999.0
+    assert series.cursor == 100_000

@@ -50,7 +50,7 @@ END_POLL = 0.2
 #: Metrics shown in a summary (the first ones by name, system metrics left out).
 SHOWN_METRICS = 4
 #: Points kept per shown metric for its sparkline; older ones are thinned.
-MAX_POINTS = 2048
+MAX_POINTS = 512
 SPARK_WIDTH = 120
 SPARK_HEIGHT = 24
 SYSTEM_PREFIX = "sys/"
@@ -80,26 +80,40 @@ def ipython_shell() -> Any | None:
 
 @dataclass
 class _Series:
+    """One metric's points for its sparkline: every ``stride``-th point received,
+    the stride doubling whenever more than :data:`MAX_POINTS` are kept, and the
+    latest point."""
+
     steps: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     #: The next step to read from the store.
     cursor: int = 0
+    stride: int = 1
+    received: int = 0
+    last: tuple[int, float] | None = None
 
     def extend(self, steps: Sequence[int], values: Sequence[float]) -> None:
         for step, value in zip(steps, values, strict=True):
             if step < self.cursor:
                 continue
-            self.steps.append(int(step))
-            self.values.append(float(value))
-            self.cursor = int(step) + 1
-        if len(self.steps) > MAX_POINTS:
-            # Keep every other point, and always the latest one.
-            last = (self.steps[-1], self.values[-1])
-            self.steps = self.steps[::2]
-            self.values = self.values[::2]
-            if self.steps[-1] != last[0]:
-                self.steps.append(last[0])
-                self.values.append(last[1])
+            self.last = (int(step), float(value))
+            self.cursor = self.last[0] + 1
+            if self.received % self.stride == 0:
+                self.steps.append(self.last[0])
+                self.values.append(self.last[1])
+                if len(self.steps) > MAX_POINTS:
+                    self.stride *= 2
+                    self.steps = self.steps[::2]
+                    self.values = self.values[::2]
+            self.received += 1
+
+    def points(self) -> tuple[list[int], list[float]]:
+        """The kept points, ending with the latest one."""
+        steps, values = list(self.steps), list(self.values)
+        if self.last is not None and (not steps or steps[-1] != self.last[0]):
+            steps.append(self.last[0])
+            values.append(self.last[1])
+        return steps, values
 
 
 class RunSummary:
@@ -133,6 +147,9 @@ class RunSummary:
         try:
             if whole:
                 self._record = store.get_run(self.run.id)
+            elif self.run._record is not None:
+                # Kept current by rename() and set_tags() without a store read.
+                self._record = self.run._record
             shown = self._keys()[:SHOWN_METRICS]
             if not shown:
                 return
@@ -181,9 +198,9 @@ class RunSummary:
                 value: float | None = None
                 step: int | None = None
                 points: tuple[list[int], list[float]] = ([], [])
-                if series is not None and series.steps:
-                    value, step = series.values[-1], series.steps[-1]
-                    points = (list(series.steps), list(series.values))
+                if series is not None and series.last is not None:
+                    step, value = series.last
+                    points = series.points()
                 elif record is not None and key in record.metrics:
                     value = record.metrics[key].last
                     step = record.metrics[key].last_step
