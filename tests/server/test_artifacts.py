@@ -7,20 +7,34 @@ The first part drives the app in-process; the second starts real servers
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
+import selectors
+import signal
+import socket
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from servertools import READ_TOKEN, TOKEN, error_of, make_app
+from test_remote import ServerProcess
 
+import labnotebook
+from labnotebook import Notebook, Settings
+from labnotebook._artifacts import BlobStore
+from labnotebook._store.base import ArtifactCreate, Batch, RunCreate
+from labnotebook._store.http import HttpStore
 from labnotebook.server.artifacts import content_disposition
+from proxy import Proxy
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -440,3 +454,273 @@ def test_uploads_need_the_write_token_and_reads_the_read_token(
     error_of(client.get("/api/v1/runs/r/artifacts"), 401)
     error_of(client.delete("/api/v1/runs/r/artifacts/1", headers=read), 403)
     app.extensions["labnotebook"].store.close()
+
+
+# ------------------------------------------------------------ real servers
+
+
+class CuttingProxy(Proxy):
+    """A proxy that cuts the connection it carries once, after ``cut_after`` bytes.
+
+    direction: "up" counts the bytes the client sends, "down" those it receives.
+    """
+
+    def __init__(self, target_port: int, cut_after: int, direction: str):
+        super().__init__(target_port)
+        self.cut_after = cut_after
+        self.direction = direction
+        self.cuts = 0
+        self.connections = 0
+        self._counted = 0
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        # a: the client's socket, b: the server's.
+        self.connections += 1
+        sel = selectors.DefaultSelector()
+        sel.register(a, selectors.EVENT_READ, b)
+        sel.register(b, selectors.EVENT_READ, a)
+        counted = a if self.direction == "up" else b
+        try:
+            while True:
+                for key, _ in sel.select():
+                    source: socket.socket = key.fileobj  # type: ignore[assignment]
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    if source is counted and not self.cuts:
+                        self._counted += len(data)
+                        if self._counted > self.cut_after:
+                            self.cuts += 1
+                            return
+                    key.data.sendall(data)
+        except OSError:
+            return
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    s.close()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def start(store_url: str, **env: str) -> ServerProcess:
+        env.setdefault("LABNOTEBOOK_ARTIFACTS", str(tmp_path / "server-artifacts"))
+        server = ServerProcess(
+            store_url, tmp_path / "servers", token=TOKEN, read_token=READ_TOKEN, env=env
+        )
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        server.stop(signal.SIGKILL)
+
+
+def objects(root: Path) -> set[str]:
+    return {p.parent.name + p.name for p in (root / "objects").glob("*/*")}
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def remote(url: str, home: Path) -> Notebook:
+    return Notebook(
+        Settings(
+            url=url,
+            token=TOKEN,
+            home=str(home),
+            flush_interval=0.05,
+            retry_interval=0.1,
+            capture_console="off",
+            system_metrics_interval=0,
+        )
+    )
+
+
+def test_attach_through_a_server_and_read_back_from_another_machine(
+    store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server(store_url)
+    server_root = tmp_path / "server-artifacts"
+    weights = os.urandom(3 * 2**20 + 17)
+    config = tmp_path / "config.yaml"
+    config.write_text("lr: 0.001\n")
+    folder = tmp_path / "data"
+    (folder / "sub" / "deeper").mkdir(parents=True)
+    (folder / "a.txt").write_bytes(b"alpha")
+    (folder / "sub" / "b.bin").write_bytes(os.urandom(5000))
+    (folder / "sub" / "deeper" / "c.txt").write_bytes(b"")
+
+    labnotebook.init(
+        server.url,
+        token=TOKEN,
+        home=str(tmp_path / "trainer"),
+        flush_interval=0.05,
+        capture_console="off",
+        system_metrics_interval=0,
+    )
+    try:
+        with labnotebook.start("remote") as run:
+            run.log(loss=1.0)
+            run.attach(weights, name="weights.bin", step=1)
+            run.attach(config)
+            run.attach(folder)
+        with labnotebook.start("again") as other:
+            other.attach(weights, name="same-bytes.bin")
+    finally:
+        labnotebook.current().close()
+
+    # Another machine, with nothing attached locally, reads through the server.
+    reader = remote(server.url, tmp_path / "reader")
+    try:
+        listed = {a.name: a for a in reader.artifacts(run.id)}
+        assert sorted(listed) == ["config.yaml", "data", "weights.bin"]
+        assert listed["weights.bin"].step == 1
+        assert listed["weights.bin"].size == len(weights)
+        assert listed["data"].kind == "folder"
+        assert reader.read_artifact(run.id, "weights.bin") == weights
+        assert reader.read_artifact(run.id, "config.yaml") == b"lr: 0.001\n"
+        restored = reader.download_artifact(run.id, "data", tmp_path / "restored")
+        for path in folder.rglob("*"):
+            copy = restored / path.relative_to(folder)
+            assert (
+                copy.is_dir()
+                if path.is_dir()
+                else copy.read_bytes() == (path.read_bytes())
+            )
+        assert reader.read_artifact(other.id, "same-bytes.bin") == weights
+    finally:
+        reader.close()
+
+    # Equal bytes are kept once: weights, config, the manifest and three files.
+    assert len(objects(server_root)) == 6
+    assert sha(weights) in objects(server_root)
+    assert not list((server_root / "tmp").iterdir())
+
+
+def test_an_upload_cut_midway_is_sent_again_and_a_cut_download_resumes(
+    store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server(store_url)
+    server_root = tmp_path / "server-artifacts"
+    local = BlobStore(tmp_path / "local", 2**30)
+    data = os.urandom(8 * 2**20)
+    digest, size = local.put_bytes(data)
+    up = CuttingProxy(server.port, cut_after=2**20, direction="up")
+    up.start()
+    store = HttpStore(f"http://127.0.0.1:{up.port}", token=TOKEN, blobs=local)
+    try:
+        first = Batch(
+            run_id=uuid.uuid4().hex,
+            create=RunCreate(
+                experiment="e", name="cut", params={}, tags=[], started_at=time.time()
+            ),
+            artifacts=[
+                ArtifactCreate(
+                    kind="file",
+                    name="big.bin",
+                    step=None,
+                    size=size,
+                    sha256=digest,
+                    media_type="application/octet-stream",
+                    created_at=time.time(),
+                )
+            ],
+        )
+        store.write(first)
+        assert up.cuts == 1
+        assert up.connections >= 2
+        assert (server_root / "objects" / digest[:2] / digest[2:]).read_bytes() == data
+        # The server dropped the half-written upload.
+        assert wait_until(lambda: not list((server_root / "tmp").iterdir()))
+        assert [a.name for a in store.list_artifacts(first.run_id)] == ["big.bin"]
+    finally:
+        store.close()
+        up.stop()
+
+    down = CuttingProxy(server.port, cut_after=3 * 2**20, direction="down")
+    down.start()
+    reader = HttpStore(f"http://127.0.0.1:{down.port}", token=TOKEN)
+    try:
+        with reader.open_blob(first.run_id, digest) as f:
+            assert f.read() == data
+        assert down.cuts == 1
+        assert down.connections == 2  # the second one asked for the rest (Range)
+    finally:
+        reader.close()
+        down.stop()
+
+
+def test_a_real_server_caps_uploads_and_checks_tokens(
+    store_url: str,
+    start_server: Callable[..., ServerProcess],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = start_server(store_url, LABNOTEBOOK_MAX_ARTIFACT_SIZE="100000")
+    server_root = tmp_path / "server-artifacts"
+    data = os.urandom(200_000)
+    url = f"{server.url}/api/v1/blobs/{sha(data)}"
+    write = {"Authorization": f"Bearer {TOKEN}"}
+
+    error_of(_Response(requests.put(url, data=data, headers=write)), 413)
+
+    def chunked() -> Iterator[bytes]:
+        for i in range(0, len(data), 10_000):
+            yield data[i : i + 10_000]
+
+    capped = requests.put(url, data=chunked(), headers=write)
+    assert capped.status_code == 413
+    assert capped.json()["error"]["code"] == "artifact_too_large"
+    assert wait_until(lambda: not list((server_root / "tmp").iterdir()))
+
+    error_of(_Response(requests.put(url, data=b"x")), 401)
+    read = {"Authorization": f"Bearer {READ_TOKEN}"}
+    error_of(_Response(requests.put(url, data=b"x", headers=read)), 403)
+    small = b"small"
+    assert requests.head(f"{server.url}/api/v1/blobs/{sha(small)}").status_code == 401
+    put = requests.put(
+        f"{server.url}/api/v1/blobs/{sha(small)}", data=small, headers=write
+    )
+    assert put.status_code == 201
+    head = requests.head(f"{server.url}/api/v1/blobs/{sha(small)}", headers=read)
+    assert head.status_code == 200
+
+    # A file the server refuses is left out of its batch; the rest arrives.
+    caplog.set_level(logging.WARNING, logger="labnotebook._store.http")
+    nb = remote(server.url, tmp_path / "trainer")
+    try:
+        with nb.start("capped") as run:
+            run.log(loss=0.5)
+            run.attach(data, name="too-big.bin")
+            run.attach(small, name="small.bin")
+        assert [a.name for a in nb.artifacts(run.id)] == ["small.bin"]
+        assert nb.get_run(run.id).summary["loss"].last == 0.5
+    finally:
+        nb.close()
+    assert "too-big.bin" in caplog.text
+
+
+class _Response:
+    """A requests response as servertools.error_of reads it."""
+
+    def __init__(self, response: requests.Response):
+        self.status_code = response.status_code
+        self.mimetype = response.headers.get("Content-Type", "").split(";")[0]
+        self._response = response
+
+    def get_json(self) -> Any:
+        return self._response.json()
+
+    def get_data(self, as_text: bool = False) -> str:
+        return self._response.text
