@@ -540,6 +540,9 @@ def test_blob_store_checks_hashes() -> None:
         BlobStore(Path("/nonexistent"), 10).path("../../etc/passwd")
     assert guess_media_type("photo.PNG") == "image/png"
     assert guess_media_type("weights") == "application/octet-stream"
+    # Python's table, not the machine's: ".pt" is no game console format here.
+    assert guess_media_type("model.pt") == "application/octet-stream"
+    assert guess_media_type("config.yaml") == "application/yaml"
 
 
 def test_put_stream_verifies_the_expected_hash(tmp_path: Path) -> None:

@@ -90,9 +90,22 @@ def check_artifact_name(value: object) -> str:
     return value
 
 
+# Python's own table only: the system's (/etc/mime.types) differs from machine to
+# machine and maps ".pt" to a game console format, say.
+_MEDIA_TYPES = mimetypes.MimeTypes()
+for _type, _extension in (
+    ("application/yaml", ".yaml"),
+    ("application/yaml", ".yml"),
+    ("text/markdown", ".md"),
+    ("application/toml", ".toml"),
+    ("application/x-ndjson", ".jsonl"),
+):
+    _MEDIA_TYPES.add_type(_type, _extension)
+
+
 def guess_media_type(name: str) -> str:
     """The media type of a file name's extension, else application/octet-stream."""
-    found, _encoding = mimetypes.guess_type(name, strict=False)
+    found, _encoding = _MEDIA_TYPES.guess_type(name)
     return found or DEFAULT_MEDIA_TYPE
 
 
