@@ -55,6 +55,7 @@ class SystemSampler:
         self._stop = threading.Event()
         self._process = psutil.Process()
         self._last_time = 0.0
+        self._last_cpu: tuple[float, float] | None = None
         self._last_disk: tuple[int, int] | None = None
         self._last_net: tuple[int, int] | None = None
         self._thread = threading.Thread(
@@ -103,7 +104,7 @@ class SystemSampler:
     def _prime(self) -> None:
         """Start the counters that later samples are measured against."""
         _attempt(lambda: self._process.cpu_percent(None))
-        _attempt(lambda: psutil.cpu_percent(None))
+        self._last_cpu = _cpu()
         self._last_time = time.monotonic()
         self._last_disk = _disk()
         self._last_net = _net()
@@ -115,7 +116,12 @@ class SystemSampler:
         values: dict[str, float] = {}
         put = values.__setitem__
 
-        _read(put, "sys/cpu_percent", lambda: psutil.cpu_percent(None))
+        cpu = _cpu()
+        if cpu is not None and self._last_cpu is not None:
+            busy, total = cpu[0] - self._last_cpu[0], cpu[1] - self._last_cpu[1]
+            if total > 0:
+                put(f"{PREFIX}cpu_percent", min(100.0, max(0.0, 100 * busy / total)))
+        self._last_cpu = cpu
         _read(put, "sys/memory_percent", lambda: psutil.virtual_memory().percent)
         _read(put, "sys/process_cpu_percent", lambda: self._process.cpu_percent(None))
         _read(put, "sys/process_rss", lambda: self._process.memory_info().rss)
@@ -151,6 +157,21 @@ def _read(put: Callable[[str, float], None], key: str, read: Callable[[], Any]) 
     value = _attempt(read)
     if value is not None:
         put(key, float(value))
+
+
+def _cpu() -> tuple[float, float] | None:
+    """Busy and total CPU seconds of the machine, all cores together.
+
+    Kept per sampler, rather than through ``psutil.cpu_percent()``, whose state is
+    shared by everything in the process that calls it.
+    """
+    times = _attempt(psutil.cpu_times)
+    if times is None:
+        return None
+    # On Linux, guest time is already counted in user time.
+    total = sum(times) - getattr(times, "guest", 0) - getattr(times, "guest_nice", 0)
+    idle = times.idle + getattr(times, "iowait", 0)
+    return total - idle, total
 
 
 def _disk() -> tuple[int, int] | None:
