@@ -27,6 +27,8 @@ from jupyter_client.manager import KernelManager
 from labnotebook import LabnotebookError, Notebook, Settings
 from labnotebook._jupyter import (
     MAX_POINTS,
+    RunSummary,
+    _read_from,
     _Series,
     dashboard_link,
     sparkline,
@@ -438,3 +440,38 @@ def test_series_keeps_evenly_spaced_points_and_the_latest() -> None:
     assert gaps == {series.stride}
     assert steps[0] == 0 and steps[-1] == 99_999 and values[-1] == 999.0
     assert series.cursor == 100_000
+
+
+def test_summary_reads_only_what_is_new(notebook: Notebook) -> None:
+    run = notebook.start("incremental", system_metrics=False)
+    summary = RunSummary(run)
+    for step in range(10):
+        run.log(loss=float(step))
+    run.log({"val/loss": 0.5}, step=0)
+    run.flush()
+    summary.read()
+
+    for step in range(10, 20):
+        run.log(loss=float(step))
+        if step == 15:
+            run.log({"val/loss": 0.25}, step=step)
+    run.flush()
+    summary.read()
+    run.finish()
+
+    loss, val = summary._series["loss"], summary._series["val/loss"]
+    assert loss.points() == (list(range(20)), [float(s) for s in range(20)])
+    assert val.points() == ([0, 15], [0.5, 0.25])
+    assert loss.received == 20  # no point was read twice
+    assert ">finished<" in summary.html()
+
+
+def test_read_from() -> None:
+    def at(cursor: int) -> _Series:
+        return _Series(cursor=cursor)
+
+    assert _read_from([None, at(10)]) == 0
+    assert _read_from([at(0), at(10)]) == 0
+    # A metric logged once does not make every refresh read everything again.
+    assert _read_from([at(1), at(5_000)]) == 4_999
+    assert _read_from([at(7)]) == 6

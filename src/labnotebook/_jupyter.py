@@ -116,6 +116,21 @@ class _Series:
         return steps, values
 
 
+def _read_from(shown: list[_Series | None]) -> int:
+    """The first step to read for the shown metrics.
+
+    Everything, while one of them has no points yet; else from the highest step
+    read, so that a metric logged rarely never makes every refresh read the
+    others' whole history again. Points logged at that same step after the last
+    read (``run.log({"val/loss": ...}, step=step)``) are read; points logged at a
+    lower step than the chart has reached show in the dashboard only.
+    """
+    cursors = [s.cursor if s is not None else 0 for s in shown]
+    if min(cursors) == 0:
+        return 0
+    return max(cursors) - 1
+
+
 class RunSummary:
     """What a displayed run shows, and the points its sparklines are drawn from."""
 
@@ -154,7 +169,7 @@ class RunSummary:
             if not shown:
                 return
             with self._lock:
-                start = min(self._series.get(k, _Series()).cursor for k in shown)
+                start = _read_from([self._series.get(k) for k in shown])
             data = store.history(self.run.id, shown, start, None)
             with self._lock:
                 for key in shown:
