@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import subprocess
@@ -11,8 +12,12 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
 
 from labnotebook import Notebook, Settings, ValidationError
 from labnotebook._console import TRUNCATED, ConsoleCapture, should_capture
@@ -79,14 +84,24 @@ def test_progress_bars_keep_carriage_returns() -> None:
     assert _text(capture.drain()) == "\r0/3 []\r1/3 [#]\r2/3 [##]\n"
 
 
-def test_logging_to_stderr_is_copied() -> None:
+@pytest.mark.parametrize("before", [True, False])
+def test_logging_to_stderr_is_copied(before: bool) -> None:
     logger = logging.getLogger("labnotebook-test-console")
-    with capturing() as capture:
-        handler = logging.StreamHandler()  # takes sys.stderr now: the proxy
+    original = sys.stderr
+    handler = None
+    if before:  # like logging.basicConfig() at the top of a script
+        handler = logging.StreamHandler()  # holds the original sys.stderr
         logger.addHandler(handler)
-        try:
+    try:
+        with capturing() as capture:
+            if handler is None:
+                handler = logging.StreamHandler()  # takes the proxy
+                logger.addHandler(handler)
             logger.warning("loss is %s", "nan")
-        finally:
+        if before:
+            assert handler.stream is original  # given back at the end
+    finally:
+        if handler is not None:
             logger.removeHandler(handler)
     assert _text(capture.drain(), "stderr") == "loss is nan\n"
 
@@ -257,10 +272,10 @@ def stored(notebook: Notebook, run_id: str, stream: str | None = None) -> str:
 
 SCRIPT = """
 print("before the run")
+logging.basicConfig(format="%(levelname)s %(message)s")  # holds sys.stderr
 with lab.start("console") as run:
     print("run", run.id)
     print("to stderr", file=sys.stderr)
-    logging.basicConfig(format="%(levelname)s %(message)s")
     logging.warning("a warning <b>bold</b>")
     for i in range(5):
         sys.stderr.write(f"\\r{i + 1}/5 [{'#' * (i + 1):5}]")
@@ -411,3 +426,79 @@ def test_console_search_is_validated(notebook: Notebook) -> None:
         pass
     with pytest.raises(ValidationError, match="console search"):
         run.console(search=3)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------ in a notebook
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, settings: Settings) -> Iterator[Any]:
+    """A real IPython kernel (this Python) on the test's store."""
+    spec = tmp_path / "kernels" / "console-test"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "test", "language": "python"})
+    )
+    manager = KernelManager(
+        kernel_name="console-test",
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)]),
+        connection_file=str(tmp_path / "connection.json"),
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABNOTEBOOK")}
+    manager.start_kernel(
+        env={**env, "STORE": settings.store_url, "HOME_DIR": settings.home}
+    )
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    yield client
+    client.stop_channels()
+    manager.shutdown_kernel(now=True)
+
+
+def run_cell(client: Any, code: str) -> dict[str, str]:
+    """Execute a cell; returns the text of its stdout and stderr stream messages."""
+    streams = {"stdout": "", "stderr": ""}
+
+    def hook(message: dict[str, Any]) -> None:
+        if message["msg_type"] == "stream":
+            streams[message["content"]["name"]] += message["content"]["text"]
+        elif message["msg_type"] == "error":
+            raise AssertionError("\n".join(message["content"]["traceback"]))
+
+    reply = client.execute_interactive(
+        textwrap.dedent(code), output_hook=hook, timeout=60
+    )
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return streams
+
+
+@pytest.mark.parametrize("mode", ["on", "auto"])
+def test_notebook_cells_are_captured_only_when_on(
+    kernel: Any, notebook: Notebook, mode: str
+) -> None:
+    setup = run_cell(
+        kernel,
+        f"""
+        import os, sys
+        import labnotebook as lab
+        lab.init(os.environ["STORE"], home=os.environ["HOME_DIR"],
+                 capture_console={mode!r})
+        run = lab.start()
+        print("hello from a cell")
+        print("careful", file=sys.stderr)
+        """,
+    )
+    more = run_cell(kernel, "print('second cell'); run.finish(); print(run.id)")
+
+    assert setup == {"stdout": "hello from a cell\n", "stderr": "careful\n"}
+    run_id = more["stdout"].split()[-1]
+    assert more["stdout"] == f"second cell\n{run_id}\n"
+    if mode == "on":
+        assert stored(notebook, run_id, "stdout") == "hello from a cell\nsecond cell\n"
+        assert stored(notebook, run_id, "stderr") == "careful\n"
+    else:
+        assert stored(notebook, run_id) == ""
+    after = run_cell(kernel, "print(type(sys.stdout).__name__)")
+    assert after["stdout"] == "OutStream\n"

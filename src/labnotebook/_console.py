@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import collections
 import contextlib
+import logging
 import re
 import sys
 import threading
@@ -73,6 +74,7 @@ class ConsoleCapture:
         self.truncated = False
         self.active = False
         self._proxies: dict[str, _StreamProxy] = {}
+        self._handlers: list[tuple[logging.StreamHandler[Any], _StreamProxy]] = []
         self._decoders = {
             name: codecs.getincrementaldecoder("utf-8")("replace") for name in STREAMS
         }
@@ -96,7 +98,21 @@ class ConsoleCapture:
                 proxy = _StreamProxy(original, name, self)
                 self._proxies[name] = proxy
                 setattr(sys, name, proxy)
+            self._redirect_handlers()
         return True
+
+    def _redirect_handlers(self) -> None:
+        """Point logging handlers that hold an original stream at its proxy.
+
+        ``logging.basicConfig()`` before the run started made a handler that kept
+        the original ``sys.stderr``; without this its records would not be kept.
+        """
+        by_stream = {id(p._lnb_original): p for p in self._proxies.values()}
+        for handler in _stream_handlers():
+            proxy = by_stream.get(id(handler.stream))
+            if proxy is not None:
+                handler.setStream(proxy)
+                self._handlers.append((handler, proxy))
 
     def stop(self) -> None:
         """Stop copying; put the original streams back unless they were replaced."""
@@ -111,8 +127,12 @@ class ConsoleCapture:
                 _active = None
             for name, proxy in self._proxies.items():
                 if getattr(sys, name) is proxy:
-                    setattr(sys, name, proxy._original)
+                    setattr(sys, name, proxy._lnb_original)
             self._proxies.clear()
+            for handler, proxy in self._handlers:
+                if handler.stream is proxy:
+                    handler.setStream(proxy._lnb_original)
+            self._handlers.clear()
 
     def _orphaned(self) -> bool:
         if self._owner is None:
@@ -193,6 +213,18 @@ class ConsoleCapture:
             batch.console.extend(chunks)
 
 
+def _stream_handlers() -> list[logging.StreamHandler[Any]]:
+    """Every logging handler that writes to a stream (not to a file)."""
+    loggers: list[Any] = [logging.getLogger()]
+    loggers += list(logging.Logger.manager.loggerDict.values())
+    found: dict[int, logging.StreamHandler[Any]] = {}
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if isinstance(handler, logging.StreamHandler):
+                found[id(handler)] = handler
+    return list(found.values())
+
+
 def _storable(text: str) -> str:
     """Text every database stores: no NUL characters, no lone surrogates."""
     if "\x00" in text:
@@ -208,78 +240,79 @@ class _StreamProxy:
     """Stands in for ``sys.stdout`` or ``sys.stderr``; the original does the work."""
 
     def __init__(self, original: Any, name: str, capture: ConsoleCapture):
-        self.__dict__["_original"] = original
-        self.__dict__["_name"] = name
-        self.__dict__["_capture"] = capture
+        # Attributes set on the proxy stay on the proxy (IPython replaces the
+        # ``write`` of sys.stdout for a cell and puts it back afterwards); its own
+        # have names that no stream uses.
+        self._lnb_original = original
+        self._lnb_name = name
+        self._lnb_capture = capture
 
     def write(self, text: Any) -> Any:
-        written = self._original.write(text)
+        written = self._lnb_original.write(text)
         try:
             if isinstance(text, str):
-                self._capture.record(self._name, text)
+                self._lnb_capture.record(self._lnb_name, text)
             elif isinstance(text, (bytes, bytearray)):
-                self._capture.record(self._name, bytes(text))
+                self._lnb_capture.record(self._lnb_name, bytes(text))
         except Exception:  # noqa: S110 - a failed copy must never break print()
             pass
         return written
 
     def writelines(self, lines: Any) -> None:
         lines = list(lines)
-        self._original.writelines(lines)
+        self._lnb_original.writelines(lines)
         for line in lines:
             try:
                 if isinstance(line, str):
-                    self._capture.record(self._name, line)
+                    self._lnb_capture.record(self._lnb_name, line)
             except Exception:  # noqa: S110 - as in write()
                 pass
 
     @property
     def buffer(self) -> Any:
-        buffer = self._original.buffer
-        proxy = self.__dict__.get("_buffer")
-        if proxy is None or proxy._original is not buffer:
-            proxy = _BufferProxy(buffer, self._name, self._capture)
-            self.__dict__["_buffer"] = proxy
+        buffer = self._lnb_original.buffer
+        proxy: _BufferProxy | None = self.__dict__.get("_lnb_buffer")
+        if proxy is None or proxy._lnb_original is not buffer:
+            proxy = _BufferProxy(buffer, self._lnb_name, self._lnb_capture)
+            self._lnb_buffer = proxy
         return proxy
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._original, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._original, name, value)
+        if name.startswith("_lnb_"):  # not set yet (a copy being made)
+            raise AttributeError(name)
+        return getattr(self._lnb_original, name)
 
     def __iter__(self) -> Any:
-        return iter(self._original)
+        return iter(self._lnb_original)
 
     def __enter__(self) -> Any:
-        return self._original.__enter__()
+        return self._lnb_original.__enter__()
 
     def __exit__(self, *exc: object) -> Any:
-        return self._original.__exit__(*exc)
+        return self._lnb_original.__exit__(*exc)
 
     def __repr__(self) -> str:
-        return repr(self._original)
+        return repr(self._lnb_original)
 
 
 class _BufferProxy:
     """Stands in for ``sys.stdout.buffer``: bytes written there are copied too."""
 
     def __init__(self, original: Any, name: str, capture: ConsoleCapture):
-        self.__dict__["_original"] = original
-        self.__dict__["_name"] = name
-        self.__dict__["_capture"] = capture
+        self._lnb_original = original
+        self._lnb_name = name
+        self._lnb_capture = capture
 
     def write(self, data: Any) -> Any:
-        written = self._original.write(data)
+        written = self._lnb_original.write(data)
         with contextlib.suppress(Exception):  # a failed copy never breaks a write
-            self._capture.record(self._name, bytes(memoryview(data)))
+            self._lnb_capture.record(self._lnb_name, bytes(memoryview(data)))
         return written
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._original, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._original, name, value)
+        if name.startswith("_lnb_"):  # not set yet (a copy being made)
+            raise AttributeError(name)
+        return getattr(self._lnb_original, name)
 
     def __repr__(self) -> str:
-        return repr(self._original)
+        return repr(self._lnb_original)
