@@ -194,3 +194,21 @@ def test_uncaught_failure_fails_the_run_it_started(
 def test_bad_options_are_refused(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         LabnotebookCallback(**options)
+
+
+def test_checkpoints_every_n_epochs(notebook: Notebook, tmp_path: Path) -> None:
+    callback = LabnotebookCallback(
+        notebook=notebook, checkpoint_every_n_epochs=2, checkpoint_name="tiny.keras"
+    )
+    x, y = data()
+    model = tiny_model()
+    model.fit(x, y, epochs=4, batch_size=16, callbacks=[callback], verbose=0)
+
+    assert callback.run is not None
+    stored = notebook.get_run(callback.run.id).artifacts(kind="checkpoint")
+    assert [(a.name, a.step) for a in stored] == [("tiny.keras", 1), ("tiny.keras", 3)]
+    path = notebook.load_checkpoint(callback.run.id, name="tiny.keras", dest=tmp_path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        restored.predict(x, verbose=0), model.predict(x, verbose=0)
+    )

@@ -159,3 +159,34 @@ def test_bad_options_are_refused(notebook: Notebook) -> None:
         LabnotebookLogger("abc")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="prefix must be a string"):
         LabnotebookLogger(prefix=3)  # type: ignore[arg-type]
+
+
+def test_checkpoints_are_stored_with_the_run(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    logger = LabnotebookLogger(
+        notebook=notebook, log_checkpoints=True, checkpoint_name="tiny"
+    )
+    fit = pl.Trainer(
+        max_epochs=2,
+        logger=logger,
+        log_every_n_steps=1,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[
+            pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1)
+        ],
+    )
+    fit.fit(Tiny(), loader())
+
+    run = notebook.get_run(logger.version)
+    stored = run.artifacts(kind="checkpoint", name="tiny")
+    assert [a.step for a in stored] == [3, 7]
+    assert [a.meta.get("filename") for a in stored] == [
+        "epoch=0-step=4.ckpt",
+        "epoch=1-step=8.ckpt",
+    ]
+    restored = notebook.load_checkpoint(run.id, name="tiny", dest=tmp_path / "back")
+    state = torch.load(restored, weights_only=False)
+    assert state["global_step"] == 8

@@ -182,3 +182,22 @@ def test_only_the_main_process_logs(notebook: Notebook, tmp_path: Path) -> None:
 def test_bad_options_are_refused(notebook: Notebook) -> None:
     with pytest.raises(ValidationError, match="notebook must be a labnotebook"):
         LabnotebookCallback(notebook="sqlite:///x.db")  # type: ignore[arg-type]
+
+
+def test_checkpoints_are_stored_with_the_run(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    callback = LabnotebookCallback(notebook=notebook, log_checkpoints=True)
+    transformers.Trainer(
+        model=tiny_model(),
+        args=arguments(tmp_path, save_strategy="steps", save_steps=3),
+        train_dataset=dataset(),
+        callbacks=[callback],
+    ).train()
+
+    assert callback.run is not None
+    stored = notebook.get_run(callback.run.id).artifacts(kind="checkpoint")
+    assert [(a.name, a.step) for a in stored] == [("model", 3), ("model", 6)]
+    folder = notebook.load_checkpoint(callback.run.id, dest=tmp_path / "back")
+    restored = transformers.BertForSequenceClassification.from_pretrained(folder)
+    assert restored.config.hidden_size == 32

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import LabnotebookError, ValidationError
@@ -204,6 +205,13 @@ class RunOwner:
             self.active().log(metrics, step=step, fields=fields or None)
         except LabnotebookError as exc:
             logger.warning("could not log %s: %s", sorted(metrics), exc)
+
+    def save_checkpoint(self, path: str | Path, step: int | None, name: str) -> None:
+        """Store a checkpoint file or folder; a problem is logged as a warning."""
+        try:
+            self.active().save_checkpoint(Path(path), step=step, name=name)
+        except (LabnotebookError, OSError) as exc:
+            logger.warning("could not store checkpoint %s: %s", path, exc)
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Finish the run if the adapter owns it; else only flush it."""

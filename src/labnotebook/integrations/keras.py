@@ -10,9 +10,12 @@ See docs/integrations.md.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._artifacts import check_artifact_name
 from .._errors import LabnotebookError, ValidationError
 from ._common import RunOwner, json_safe, missing, params_note, split_logs
 
@@ -41,6 +44,11 @@ class LabnotebookCallback(keras.callbacks.Callback):  # type: ignore[misc]
         not tell callbacks).
     log_every_n_batches: also log the running metrics every N batches, as
         ``batch/<name>`` at the global batch step (0, the default: only per epoch).
+    checkpoint_every_n_epochs: every N epochs, save the model (``model.save``,
+        the ``.keras`` format) as a checkpoint of the run at the epoch's step
+        (0, the default: never).
+    checkpoint_name: the name of those checkpoints in the run; keep the
+        ``.keras`` ending so that ``load_checkpoint`` gives a file Keras can load.
     """
 
     def __init__(
@@ -54,11 +62,14 @@ class LabnotebookCallback(keras.callbacks.Callback):  # type: ignore[misc]
         notebook: Notebook | None = None,
         batch_size: int | None = None,
         log_every_n_batches: int = 0,
+        checkpoint_every_n_epochs: int = 0,
+        checkpoint_name: str = "model.keras",
     ):
         super().__init__()
         for option, value, low in (
             ("batch_size", batch_size, 1),
             ("log_every_n_batches", log_every_n_batches, 0),
+            ("checkpoint_every_n_epochs", checkpoint_every_n_epochs, 0),
         ):
             if value is None and option == "batch_size":
                 continue
@@ -77,6 +88,8 @@ class LabnotebookCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._batch_size = batch_size
         self._every = log_every_n_batches
         self._batches = 0
+        self._checkpoint_every = checkpoint_every_n_epochs
+        self._checkpoint_name = check_artifact_name(checkpoint_name)
 
     @property
     def run(self) -> Run | None:
@@ -145,6 +158,19 @@ class LabnotebookCallback(keras.callbacks.Callback):  # type: ignore[misc]
         if logs:
             values, _ = split_logs(logs)
             self._owner.log(values, epoch)
+        every = self._checkpoint_every
+        if every and (epoch + 1) % every == 0 and self.model is not None:
+            self._save_model(epoch)
+
+    def _save_model(self, epoch: int) -> None:
+        with tempfile.TemporaryDirectory(prefix="labnotebook-keras-") as folder:
+            path = os.path.join(folder, "model.keras")
+            try:
+                self.model.save(path)
+            except (OSError, ValueError, TypeError, NotImplementedError) as exc:
+                logger.warning("could not save the model at epoch %d: %s", epoch, exc)
+                return
+            self._owner.save_checkpoint(path, epoch, self._checkpoint_name)
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         self._owner.finish("finished")

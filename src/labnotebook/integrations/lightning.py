@@ -10,17 +10,20 @@ See docs/integrations.md.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from argparse import Namespace
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._artifacts import check_artifact_name
 from .._errors import LabnotebookError, ValidationError
 from ._common import RunOwner, missing, params_note, split_logs
 
 try:
     from lightning.fabric.loggers.logger import rank_zero_experiment
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import Logger
     from lightning.pytorch.utilities import rank_zero_only
 except ImportError as exc:
@@ -46,6 +49,9 @@ class LabnotebookLogger(Logger):  # type: ignore[misc]
         run the logger starts on first use (and finishes when training ends).
     notebook: where to start that run (default: ``labnotebook.current()``).
     prefix: put before every metric key, e.g. ``"train/"``.
+    log_checkpoints: store each checkpoint file a ``ModelCheckpoint`` writes as a
+        checkpoint of the run (at the run's current step).
+    checkpoint_name: the name of those checkpoints in the run.
     """
 
     def __init__(
@@ -58,6 +64,8 @@ class LabnotebookLogger(Logger):  # type: ignore[misc]
         tags: list[str] | str | None = None,
         notebook: Notebook | None = None,
         prefix: str = "",
+        log_checkpoints: bool = False,
+        checkpoint_name: str = "model",
     ):
         super().__init__()
         if not isinstance(prefix, str):
@@ -73,6 +81,9 @@ class LabnotebookLogger(Logger):  # type: ignore[misc]
             notebook=notebook,
         )
         self._prefix = prefix
+        self._log_checkpoints = bool(log_checkpoints)
+        self._checkpoint_name = check_artifact_name(checkpoint_name)
+        self._stored: set[tuple[str, int, int]] = set()
 
     @property
     def name(self) -> str:
@@ -121,6 +132,23 @@ class LabnotebookLogger(Logger):  # type: ignore[misc]
         """Log numeric metrics at ``step``; other values are skipped."""
         values, _ = split_logs(metrics, self._prefix)
         self._owner.log(values, step)
+
+    @rank_zero_only  # type: ignore[untyped-decorator]
+    def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
+        """Store the checkpoint files written since the last call (if asked to)."""
+        if not self._log_checkpoints:
+            return
+        paths = {
+            *checkpoint_callback.best_k_models,
+            checkpoint_callback.last_model_path,
+            checkpoint_callback.best_model_path,
+        }
+        for path in sorted(p for p in paths if p and os.path.isfile(p)):
+            found = os.stat(path)
+            key = (path, found.st_mtime_ns, found.st_size)
+            if key not in self._stored:
+                self._stored.add(key)
+                self._owner.save_checkpoint(path, None, self._checkpoint_name)
 
     @rank_zero_only  # type: ignore[untyped-decorator]
     def save(self) -> None:

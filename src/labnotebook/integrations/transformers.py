@@ -11,9 +11,11 @@ See docs/integrations.md.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._artifacts import check_artifact_name
 from .._errors import LabnotebookError
 from ._common import RunOwner, json_safe, missing, params_note, split_logs
 
@@ -42,6 +44,9 @@ class LabnotebookCallback(TrainerCallback):  # type: ignore[misc]
     name, experiment, params, tags: options of :func:`labnotebook.start` for the
         run the callback starts when training begins (and finishes when it ends).
     notebook: where to start that run (default: ``labnotebook.current()``).
+    log_checkpoints: store each checkpoint folder the Trainer saves
+        (``checkpoint-<step>`` in ``output_dir``) as a checkpoint of the run.
+    checkpoint_name: the name of those checkpoints in the run.
     """
 
     def __init__(
@@ -53,6 +58,8 @@ class LabnotebookCallback(TrainerCallback):  # type: ignore[misc]
         params: Mapping[str, Any] | Any = None,
         tags: list[str] | str | None = None,
         notebook: Notebook | None = None,
+        log_checkpoints: bool = False,
+        checkpoint_name: str = "model",
     ):
         self._owner = RunOwner(
             run,
@@ -63,6 +70,8 @@ class LabnotebookCallback(TrainerCallback):  # type: ignore[misc]
             notebook=notebook,
         )
         self._training = False
+        self._log_checkpoints = bool(log_checkpoints)
+        self._checkpoint_name = check_artifact_name(checkpoint_name)
 
     @property
     def run(self) -> Run | None:
@@ -122,6 +131,21 @@ class LabnotebookCallback(TrainerCallback):  # type: ignore[misc]
             return
         metrics, others = split_logs(logs)
         self._owner.log(metrics, state.global_step, others)
+
+    def on_save(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        **kwargs: Any,
+    ) -> None:
+        if not self._log_checkpoints or not state.is_world_process_zero:
+            return
+        folder = os.path.join(args.output_dir or "", f"checkpoint-{state.global_step}")
+        if os.path.isdir(folder):
+            self._owner.save_checkpoint(
+                folder, state.global_step, self._checkpoint_name
+            )
 
     def on_evaluate(
         self,
