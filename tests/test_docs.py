@@ -4,7 +4,9 @@ route is described in docs/, and the public surface is declared in order."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
+import os
 import re
 from pathlib import Path
 
@@ -100,6 +102,26 @@ def test_server_settings_and_routes_are_documented(tmp_path: Path) -> None:
         assert re.search(pattern + r"(?![\w/])", api_doc), f"{rule.rule} undocumented"
 
 
+@pytest.mark.parametrize("module", ["lightning", "keras", "transformers"])
+def test_integration_is_documented(module: str) -> None:
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        found = importlib.import_module(f"labnotebook.integrations.{module}")
+    except ImportError as exc:
+        pytest.skip(f"the framework of labnotebook.integrations.{module}: {exc}")
+    text = doc("integrations.md")
+    assert f"labnotebook.integrations.{module} import" in text
+    for name in found.__all__:
+        assert f"`{name}" in text, f"{module}.{name} is not in docs/integrations.md"
+        cls = getattr(found, name)
+        options = inspect.signature(cls).parameters
+        members = [m for m in vars(cls) if not m.startswith(("_", "on_"))]
+        for word in [*options, *members]:
+            assert re.search(rf"`[^`]*\b{word}\b", text), (
+                f"{module}.{name}: {word} is not in docs/integrations.md"
+            )
+
+
 @pytest.mark.parametrize(
     "page",
     [
@@ -113,6 +135,7 @@ def test_server_settings_and_routes_are_documented(tmp_path: Path) -> None:
         "limits.md",
         "configuration.md",
         "deployment.md",
+        "integrations.md",
     ],
 )
 def test_required_pages_exist_and_links_resolve(page: str) -> None:
