@@ -21,10 +21,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 from servertools import READ_TOKEN, TOKEN, error_of, make_app
 from test_remote import ServerProcess
 
@@ -33,6 +36,7 @@ from labnotebook import Notebook, Settings
 from labnotebook._artifacts import BlobStore
 from labnotebook._store.base import ArtifactCreate, Batch, RunCreate
 from labnotebook._store.http import HttpStore
+from labnotebook.server._openapi import document
 from labnotebook.server.artifacts import content_disposition
 from proxy import Proxy
 
@@ -611,7 +615,8 @@ def test_attach_through_a_server_and_read_back_from_another_machine(
 def test_an_upload_cut_midway_is_sent_again_and_a_cut_download_resumes(
     store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    server = start_server(store_url)
+    # Uploads are streamed: the JSON body limit does not apply to them.
+    server = start_server(store_url, LABNOTEBOOK_MAX_BODY_BYTES=str(2**20))
     server_root = tmp_path / "server-artifacts"
     local = BlobStore(tmp_path / "local", 2**30)
     data = os.urandom(8 * 2**20)
@@ -724,3 +729,92 @@ class _Response:
 
     def get_data(self, as_text: bool = False) -> str:
         return self._response.text
+
+
+@pytest.mark.filterwarnings("ignore:cannot write to store:RuntimeWarning")
+def test_files_attached_while_the_server_is_away_arrive_when_it_is_back(
+    store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server(store_url)
+    proxy = Proxy(server.port)
+    proxy.start()
+    nb = remote(f"http://127.0.0.1:{proxy.port}", tmp_path / "trainer")
+    data = os.urandom(300_000)
+    try:
+        run = nb.start("offline")
+        nb.store.retry_time = 0.5  # type: ignore[attr-defined]
+        proxy.stop()
+        run.log(loss=1.0)
+        run.attach(data, name="made-offline.bin")
+        time.sleep(1.0)  # the writer fails and spools the batch
+        proxy.start()
+        assert run.finish()
+        assert nb.read_artifact(run.id, "made-offline.bin") == data
+    finally:
+        nb.close()
+        proxy.stop()
+    reader = remote(server.url, tmp_path / "reader")
+    try:
+        assert reader.read_artifact(run.id, "made-offline.bin") == data
+    finally:
+        reader.close()
+
+
+def test_responses_match_the_openapi_document(client: FlaskClient) -> None:
+    doc = document()
+    data = os.urandom(100)
+    path = f"/api/v1/blobs/{sha(data)}"
+    checks = [
+        ("/api/v1/blobs/{sha256}", "put", client.put(path, data=data)),
+        ("/api/v1/blobs/{sha256}", "put", client.put(path, data=data)),
+        ("/api/v1/blobs/{sha256}", "put", client.put(path, data=b"other")),
+        ("/api/v1/blobs/{sha256}", "put", client.put(path, data=os.urandom(5000))),
+    ]
+    body = batch("run1", artifacts=[row(data)], console=[[1.0, "stdout", "hello\n"]])
+    assert client.post("/api/v1/ingest", json=body).status_code == 200
+    artifact_id = _by_name(client)["a.bin"]["id"]
+    for url, template in [
+        ("/api/v1/runs/run1/artifacts", "/api/v1/runs/{run_id}/artifacts"),
+        ("/api/v1/runs/run1/artifacts?kind=x", "/api/v1/runs/{run_id}/artifacts"),
+        ("/api/v1/runs/nope/artifacts", "/api/v1/runs/{run_id}/artifacts"),
+        ("/api/v1/runs/run1/console", "/api/v1/runs/{run_id}/console"),
+        ("/api/v1/runs/run1/console?limit=0", "/api/v1/runs/{run_id}/console"),
+        (
+            f"/api/v1/runs/run1/artifacts/{artifact_id}/content",
+            "/api/v1/runs/{run_id}/artifacts/{artifact_id}/content",
+        ),
+        (
+            f"/api/v1/runs/run1/blobs/{sha(b'nope')}",
+            "/api/v1/runs/{run_id}/blobs/{sha256}",
+        ),
+    ]:
+        checks.append((template, "get", client.get(url)))
+    checks.append(
+        (
+            "/api/v1/runs/{run_id}/artifacts/{artifact_id}",
+            "delete",
+            client.delete(f"/api/v1/runs/run1/artifacts/{artifact_id}"),
+        )
+    )
+    for template, method, response in checks:
+        operation = doc["paths"][template][method]
+        status = str(response.status_code)
+        assert status in operation["responses"], (template, method, status)
+        content = operation["responses"][status].get("content")
+        if content is None:
+            assert not response.data
+            continue
+        assert response.mimetype in content, (template, response.mimetype)
+        if response.mimetype == "application/json":
+            schema = content["application/json"]["schema"]
+            resource = DRAFT202012.create_resource(doc)
+            registry: Registry[Any] = Registry().with_resource("urn:doc", resource)
+            pointer = (
+                "/paths/"
+                + template.replace("~", "~0").replace("/", "~1")
+                + f"/{method}/responses/{status}/content/application~1json/schema"
+            )
+            assert schema is not None
+            jsonschema.Draft202012Validator(
+                {"$ref": f"urn:doc#{pointer}"}, registry=registry
+            ).validate(response.get_json())

@@ -79,8 +79,9 @@ def put_blob(sha256: str) -> tuple[dict[str, Any], int]:
     if found.has(sha):
         return {"sha256": sha, "size": found.size(sha)}, 200
 
-    # The body limit of JSON requests does not apply; the size cap is counted here.
-    request.max_content_length = None
+    # The body limit of JSON requests does not apply; the size cap is counted here
+    # (one byte over is left to the reader, so the cap's own 413 answers).
+    request.max_content_length = limit + 1
     try:
         _, size = found.put_stream(
             cast(IO[bytes], _Capped(request.stream, limit)),
