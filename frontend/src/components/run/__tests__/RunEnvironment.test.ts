@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { mount } from '@vue/test-utils'
+import { mount, type VueWrapper } from '@vue/test-utils'
 import type { Json } from '../../../api/types'
 import RunEnvironment from '../RunEnvironment.vue'
 
@@ -24,9 +24,18 @@ const ENVIRONMENT: Record<string, Json> = {
   host: { hostname: 'gpu-box', cpu: 'AMD EPYC', cpu_count: 64, ram: 2 ** 36 },
 }
 
+/** Open a section as a click on its summary does: set `open`, then fire `toggle`. */
+async function openSection(wrapper: VueWrapper, selector: string): Promise<void> {
+  const details = wrapper.get(selector)
+  ;(details.element as HTMLDetailsElement).open = true
+  await details.trigger('toggle')
+}
+
 describe('RunEnvironment', () => {
-  it('shows the git state and the diff with added and removed lines', () => {
+  it('shows the git state and the diff with added and removed lines', async () => {
     const wrapper = mount(RunEnvironment, { props: { environment: ENVIRONMENT } })
+    expect(wrapper.find('.line').exists()).toBe(false)
+    await openSection(wrapper, 'details.code')
     const code = wrapper.get('details.code')
     expect(code.text()).toContain('a'.repeat(40))
     expect(code.text()).toContain('https://github.com/lab/model.git')
@@ -41,6 +50,8 @@ describe('RunEnvironment', () => {
   it('filters packages by name', async () => {
     const wrapper = mount(RunEnvironment, { props: { environment: ENVIRONMENT } })
     const names = () => wrapper.findAll('.packages td:first-child').map((td) => td.text())
+    expect(names()).toEqual([])
+    await openSection(wrapper, 'details.packages')
     expect(names()).toEqual(['numpy', 'numpy-stl', 'torch'])
     await wrapper.get('.packages input').setValue('NumPy')
     expect(names()).toEqual(['numpy', 'numpy-stl'])
