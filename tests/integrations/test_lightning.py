@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,35 @@ def test_failure_inside_training_fails_the_run(
     assert run.status == "failed"
     assert "loss diverged" in (run.record.error or "")
     assert run.summary["train/loss"].count == 3
+
+
+class Interrupted(Tiny):
+    def training_step(self, batch: Any, index: int) -> Any:
+        if self.global_step == 2:
+            raise KeyboardInterrupt
+        return super().training_step(batch, index)
+
+
+def test_ctrl_c_kills_the_run(notebook: Notebook, tmp_path: Path) -> None:
+    logger = LabnotebookLogger(notebook=notebook)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        # Lightning ends the process after a KeyboardInterrupt.
+        with pytest.raises(SystemExit):
+            trainer(logger, tmp_path).fit(Interrupted(), loader())
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+    run = notebook.get_run(logger.version)
+    assert run.status == "killed"
+    assert run.summary["train/loss"].count == 2
+
+
+def test_requeue_signal_kills_the_run(notebook: Notebook) -> None:
+    logger = LabnotebookLogger(notebook=notebook)
+    logger.log_metrics({"loss": 0.5}, step=0)
+    logger.finalize("finished")
+    assert notebook.get_run(logger.version).status == "killed"
 
 
 def test_given_run_is_left_to_its_owner(notebook: Notebook, tmp_path: Path) -> None:
