@@ -15,6 +15,8 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -818,3 +820,45 @@ def test_responses_match_the_openapi_document(client: FlaskClient) -> None:
             jsonschema.Draft202012Validator(
                 {"$ref": f"urn:doc#{pointer}"}, registry=registry
             ).validate(response.get_json())
+
+
+_FULL_DISK = """
+import hashlib, json, resource, signal, sys
+sys.path.insert(0, sys.argv[3])
+from servertools import make_app
+
+app = make_app(sys.argv[1], artifacts=sys.argv[2])
+data = bytes(range(256)) * 2000
+# The kernel refuses writes past 100 kB (EFBIG), as a full disk would (ENOSPC).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+response = app.test_client().put(
+    "/api/v1/blobs/" + hashlib.sha256(data).hexdigest(), data=data
+)
+print(json.dumps([response.status_code, response.get_json()]))
+"""
+
+
+def test_a_disk_that_fills_up_answers_507_and_keeps_nothing(
+    store_url: str, server_blobs: Path
+) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _FULL_DISK,
+            store_url,
+            str(server_blobs),
+            str(Path(__file__).parent),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    status, body = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status == 507
+    assert body["error"]["code"] == "insufficient_storage"
+    assert "retry later" in body["error"]["message"]
+    assert leftovers(server_blobs) == []
+    assert not (server_blobs / "objects").exists()

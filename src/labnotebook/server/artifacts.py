@@ -11,6 +11,7 @@ sha256 is joined to the store's folder.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from typing import IO, Any, cast
@@ -30,6 +31,7 @@ from ._http import MAX_ID, check_params, choice_param, config, store
 from .runs import _run_id
 
 bp = Blueprint("artifacts", __name__)
+logger = logging.getLogger(__name__)
 
 #: Key of the server's BlobStore in ``app.extensions``.
 EXTENSION = "labnotebook.blobs"
@@ -91,10 +93,13 @@ def put_blob(sha256: str) -> tuple[dict[str, Any], int]:
     except ValidationError as exc:
         raise ApiError(422, "hash_mismatch", str(exc), {"sha256": sha}) from None
     except StoreError as exc:
+        # The cause names the server's folders: it goes to the log, not the client.
+        logger.error("upload of blob %s failed: %s", sha, exc)
         raise ApiError(
             507,
             "insufficient_storage",
-            f"the server could not store the upload ({exc}); retry later",
+            "the server's artifact store cannot take the upload (full, or not "
+            "writable); retry later, and see the server log",
         ) from None
     return {"sha256": sha, "size": size}, 201
 
