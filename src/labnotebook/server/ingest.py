@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from flask import Blueprint
 
-from .._artifacts import check_artifact_name, parse_manifest
+from .._artifacts import BlobStore, check_artifact_name, parse_manifest
 from .._environment import MAX_ENVIRONMENT_BYTES
-from .._errors import StoreError, ValidationError
+from .._errors import NotFoundError, StoreError, ValidationError
 from .._schema import ARTIFACT_KINDS, STATUSES
 from .._store.base import ArtifactCreate, Batch, Columns, RunCreate, _unpack_columns
 from .._values import (
@@ -383,22 +383,10 @@ def _artifact(row: object, where: str) -> ArtifactCreate:
 def _check_uploaded(row: ArtifactCreate) -> None:
     """The row's bytes (and a folder's files) must be in the artifact store."""
     found = blobs()
-    missing = [row.sha256] if not found.has(row.sha256) else []
-    if not missing and row.kind == "folder":
-        try:
-            with found.open(row.sha256) as f:
-                entries = parse_manifest(f.read())
-        except StoreError as exc:
-            raise _invalid(
-                "artifacts", f"the manifest of folder {row.name!r} is invalid: {exc}"
-            ) from None
-        missing = [e.sha256 for e in entries if not found.has(e.sha256)]
-    elif not missing and found.size(row.sha256) != row.size:
-        raise _invalid(
-            "artifacts",
-            f"artifact {row.name!r} says it has {row.size} bytes but its blob "
-            f"{row.sha256} has {found.size(row.sha256)}",
-        )
+    try:
+        missing = _missing(found, row)
+    except NotFoundError:  # deleted meanwhile
+        missing = [row.sha256]
     if missing:
         raise ApiError(
             422,
@@ -408,6 +396,27 @@ def _check_uploaded(row: ArtifactCreate) -> None:
             "then send the batch again",
             {"field": "artifacts", "sha256": missing[0], "missing": len(missing)},
         )
+
+
+def _missing(found: BlobStore, row: ArtifactCreate) -> list[str]:
+    if not found.has(row.sha256):
+        return [row.sha256]
+    if row.kind != "folder":
+        size = found.size(row.sha256)
+        if size != row.size:
+            raise _invalid(
+                "artifacts",
+                f"artifact {row.name!r} says it has {row.size} bytes but its blob "
+                f"{row.sha256} has {size}",
+            )
+        return []
+    try:
+        entries = parse_manifest(found.read(row.sha256))
+    except StoreError as exc:
+        raise _invalid(
+            "artifacts", f"the manifest of folder {row.name!r} is invalid: {exc}"
+        ) from None
+    return [e.sha256 for e in entries if not found.has(e.sha256)]
 
 
 def _console(rows: object) -> list[tuple[float, str, str]]:
