@@ -243,6 +243,60 @@ def test_the_largest_capture_fits_the_server_limit(store_url: str, repo: Path) -
         app.extensions["labnotebook"].store.close()
 
 
+def test_a_run_logged_through_a_tracking_server_keeps_its_capture(
+    store_url: str, repo: Path, tmp_path: Path
+) -> None:
+    from browser.helpers import running_server
+
+    (repo / "train.py").write_text("lr = 0.5\n")
+    with running_server(store_url, tmp_path / "server.log") as base:
+        remote = Notebook(Settings(url=base, home=str(tmp_path / "client")))
+        try:
+            env = _environment(remote)
+        finally:
+            remote.close()
+
+    code = env["code"]
+    assert isinstance(code, dict)
+    assert code["remote"] == "https://github.com/lab/model.git"
+    assert "+lr = 0.5\n" in code["diff"]
+    direct = Notebook(Settings(url=store_url, home=str(tmp_path / "direct")))
+    try:
+        with direct.start() as run:
+            pass
+        assert direct.get_run(run.id).environment["packages"] == env["packages"]
+    finally:
+        direct.close()
+
+
+def test_the_server_refuses_an_environment_over_the_limit(store_url: str) -> None:
+    app = create_app(ServerConfig(store=store_url))
+    try:
+        client = app.test_client()
+        batch = Batch(
+            run_id="d" * 32,
+            create=RunCreate(
+                experiment="remote",
+                name="r",
+                params={},
+                tags=[],
+                started_at=time.time(),
+                environment={"code": {"diff": "x" * MAX_ENVIRONMENT_BYTES}},
+            ),
+        )
+        response = client.post(
+            "/api/v1/ingest", data=batch.to_json(), content_type="application/json"
+        )
+        assert response.status_code == 422
+        error = response.get_json()["error"]
+        assert error["code"] == "invalid_value"
+        assert "create.environment" in error["message"]
+        assert str(MAX_ENVIRONMENT_BYTES) in error["message"]
+        assert client.get(f"/api/v1/runs/{'d' * 32}").status_code == 404
+    finally:
+        app.extensions["labnotebook"].store.close()
+
+
 def test_capture_at_start_stays_fast(notebook: Notebook, repo: Path) -> None:
     (repo / "train.py").write_text("changed\n")
     with notebook.start():
