@@ -334,6 +334,12 @@ def test_size_limit_known_and_streamed(settings: Settings, tmp_path: Path) -> No
                 run.attach(b"x" * (MiB + 1), name="b")
             with pytest.raises(ValidationError, match="MAX_ARTIFACT_SIZE"):
                 run.attach(_Chunks(3 * MiB), name="stream")
+            folder = tmp_path / "folder"
+            make_tree(folder)
+            (folder / "zz").mkdir()
+            big.rename(folder / "zz" / "big.bin")
+            with pytest.raises(ValidationError, match="big.bin is larger"):
+                run.attach(folder)
             run.attach(b"x" * MiB, name="exactly the limit")
         assert [a.name for a in notebook.artifacts(run.id)] == ["exactly the limit"]
         assert not temp_files(notebook.settings)

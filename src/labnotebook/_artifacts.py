@@ -13,6 +13,8 @@ A folder is stored as one blob per file plus a JSON manifest (see
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import hashlib
 import io
 import json
@@ -20,6 +22,7 @@ import mimetypes
 import os
 import re
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -138,30 +141,30 @@ class BlobStore:
 
     def put_file(self, path: Path | str) -> tuple[str, int]:
         """Store a file's bytes; returns (sha256, size)."""
-        source = Path(path)
+        with self._open_source(Path(path)) as f:
+            return self.put_stream(f, source_name=str(path))
+
+    def put_files(self, paths: list[Path]) -> list[tuple[str, int]]:
+        """Store many files (a folder's) with one flush to disk for them all.
+
+        Each file is copied to a temp file and hashed; then the file system is
+        flushed once (``syncfs`` on Linux, else an fsync per file) and the temp
+        files renamed into place. Returns (sha256, size) per path, in order.
+        """
+        staged: list[tuple[str, str, int]] = []
         try:
-            with open(source, "rb") as f:
-                info = os.fstat(f.fileno())
-                if not stat.S_ISREG(info.st_mode):
-                    raise ValidationError(
-                        f"{str(source)!r} is not a regular file; attach a file or "
-                        "a folder"
-                    )
-                self._check_size(info.st_size, str(source))
-                return self.put_stream(f, source_name=str(source))
-        except FileNotFoundError:
-            raise ValidationError(
-                f"file {str(source)!r} does not exist; check the path"
-            ) from None
-        except PermissionError as exc:
-            raise ValidationError(
-                f"file {str(source)!r} cannot be read ({exc.strerror}); check its "
-                "permissions"
-            ) from None
-        except IsADirectoryError:
-            raise ValidationError(
-                f"{str(source)!r} is a folder; attach it with run.attach(path)"
-            ) from None
+            for path in paths:
+                with self._open_source(path) as f:
+                    staged.append(self._stage(f, str(path), sync=False))
+            self._sync([name for name, _sha, _size in staged])
+            folders = {self._install(name, sha, sync=False) for name, sha, _ in staged}
+            self._sync([str(folder) for folder in folders if folder is not None])
+        except BaseException:
+            for name, _sha, _size in staged:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+            raise
+        return [(sha, size) for _name, sha, size in staged]
 
     def put_bytes(self, data: bytes | bytearray | memoryview) -> tuple[str, int]:
         """Store bytes; returns (sha256, size)."""
@@ -186,32 +189,104 @@ class BlobStore:
         """
         if expected_sha256 is not None:
             check_sha256(expected_sha256)
-        tmp = self._temp_file()
+        name, sha, size = self._stage(fileobj, source_name, sync=True)
         try:
-            try:
-                sha, size = self._copy(fileobj, tmp, source_name)
-            finally:
-                # After a failed write, closing fails too (the same error); the
-                # first error is the one to report.
-                with contextlib.suppress(OSError):
-                    tmp.close()
             if expected_sha256 is not None and sha != expected_sha256:
                 raise ValidationError(
                     f"the bytes have sha256 {sha}, not the expected {expected_sha256}; "
                     "the upload was corrupted or incomplete: send it again"
                 )
-            target = self.path(sha)
-            if target.exists():
-                os.unlink(tmp.name)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp.name, target)
-                _fsync_dir(target.parent)
+            self._install(name, sha, sync=True)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
+        return sha, size
+
+    def _open_source(self, source: Path) -> BinaryIO:
+        """A file to store, opened, checked to be a regular file within the limit."""
+        try:
+            f = open(source, "rb")  # noqa: SIM115 (the caller closes it)
+        except FileNotFoundError:
+            raise ValidationError(
+                f"file {str(source)!r} does not exist; check the path"
+            ) from None
+        except PermissionError as exc:
+            raise ValidationError(
+                f"file {str(source)!r} cannot be read ({exc.strerror}); check its "
+                "permissions"
+            ) from None
+        except IsADirectoryError:
+            raise ValidationError(
+                f"{str(source)!r} is a folder; attach it with run.attach(path)"
+            ) from None
+        except OSError as exc:
+            raise ValidationError(f"cannot read {str(source)!r}: {exc}") from None
+        try:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ValidationError(
+                    f"{str(source)!r} is not a regular file; attach a file or a folder"
+                )
+            self._check_size(info.st_size, str(source))
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    def _stage(
+        self, fileobj: Readable, source_name: str, sync: bool
+    ) -> tuple[str, str, int]:
+        """Copy into a new temp file; returns its name, the sha256 and the size."""
+        tmp = self._temp_file()
+        try:
+            try:
+                sha, size = self._copy(fileobj, tmp, source_name, sync)
+            finally:
+                # After a failed write, closing fails too (the same error); the
+                # first error is the one to report.
+                with contextlib.suppress(OSError):
+                    tmp.close()
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp.name)
             raise
-        return sha, size
+        return tmp.name, sha, size
+
+    def _install(self, name: str, sha: str, sync: bool) -> Path | None:
+        """Rename a complete temp file into place (or drop it when the object is
+        already there); returns the folder that changed, if any.
+        """
+        target = self.path(sha)
+        if target.exists():
+            os.unlink(name)
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(name, target)
+        if sync:
+            _fsync_dir(target.parent)
+        return target.parent
+
+    def _sync(self, paths: list[str]) -> None:
+        """Make the given files or folders durable: one ``syncfs`` of the store's
+        file system where there is one, else an fsync of each.
+        """
+        if not paths:
+            return
+        try:
+            if _syncfs(self.tmp_dir):
+                return
+            for path in paths:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write to the artifact store {str(self.root)!r}: {exc}; "
+                "free some space or move settings.artifacts"
+            ) from None
 
     def _temp_file(self) -> IO[bytes]:
         try:
@@ -226,7 +301,7 @@ class BlobStore:
             ) from None
 
     def _copy(
-        self, fileobj: Readable, tmp: IO[bytes], source_name: str
+        self, fileobj: Readable, tmp: IO[bytes], source_name: str, sync: bool
     ) -> tuple[str, int]:
         digest = hashlib.sha256()
         size = 0
@@ -254,7 +329,8 @@ class BlobStore:
                 ) from None
         try:
             tmp.flush()
-            os.fsync(tmp.fileno())
+            if sync:
+                os.fsync(tmp.fileno())
         except OSError as exc:
             raise StoreError(
                 f"cannot write to the artifact store {str(self.root)!r}: {exc}; "
@@ -303,6 +379,31 @@ class BlobStore:
         """Remove the blob if it is stored."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(sha256))
+
+
+def _syncfs(folder: Path) -> bool:
+    """Flush the file system holding ``folder`` (Linux); False where unsupported."""
+    syncfs = getattr(_libc(), "syncfs", None)
+    if syncfs is None:
+        return False
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+    finally:
+        os.close(fd)
+    return True
+
+
+@functools.cache
+def _libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -420,9 +521,10 @@ def store_folder(blobs: BlobStore, root: Path) -> tuple[str, int, dict[str, Any]
     Returns the manifest's (sha256, size) and the artifact's ``meta``: the number
     of files, their total size and the symbolic links that were skipped.
     """
+    found = list(folder_files(root))
+    stored = blobs.put_files([path for _relative, path in found])
     entries: list[ManifestEntry] = []
-    for relative, path in folder_files(root):
-        sha, size = blobs.put_file(path)
+    for (relative, path), (sha, size) in zip(found, stored, strict=True):
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
         except OSError:
