@@ -338,7 +338,7 @@ def test_size_limit_known_and_streamed(settings: Settings, tmp_path: Path) -> No
             make_tree(folder)
             (folder / "zz").mkdir()
             big.rename(folder / "zz" / "big.bin")
-            with pytest.raises(ValidationError, match="big.bin is larger"):
+            with pytest.raises(ValidationError, match=r"big\.bin is larger"):
                 run.attach(folder)
             run.attach(b"x" * MiB, name="exactly the limit")
         assert [a.name for a in notebook.artifacts(run.id)] == ["exactly the limit"]
