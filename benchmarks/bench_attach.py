@@ -20,7 +20,7 @@ file and for the folder, 0.05x for separate small files (an ``fsync`` per file
 costs far more than copying 4 KiB). Source files are read once before the clock
 starts, so every variant reads from the page cache.
 
-    .venv/bin/python benchmarks/bench_attach.py [--quick] [--size-mib N]
+    .venv/bin/python benchmarks/bench_attach.py [--quick] [--size-mib N] [--files N]
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help=f"size of the large file in MiB (default 1024, or {SIZE_ENV}; 16 with "
         "--quick)",
+    )
+    parser.add_argument(
+        "--files",
+        type=int,
+        default=None,
+        help="number of small files (default 10,000; 500 with --quick)",
     )
     return parser.parse_args()
 
@@ -179,6 +185,7 @@ def main() -> None:
     default_mib = 16 if args.quick else int(os.environ.get(SIZE_ENV, "1024"))
     size = (args.size_mib or default_mib) * MiB
     count, repeats = (500, 2) if args.quick else (10_000, 3)
+    count = args.files or count
     header(
         "bench_attach",
         args.quick,
