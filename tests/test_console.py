@@ -7,17 +7,20 @@ import io
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
 
 from labnotebook import Notebook, Settings, ValidationError
 from labnotebook._console import TRUNCATED, ConsoleCapture, should_capture
@@ -341,6 +344,63 @@ def test_script_output_is_printed_and_stored(
     assert [c.id for c in chunks] == sorted(c.id for c in chunks)
 
     found = notebook.get_run(run_id).console(search="WARNING A WARNING")
+    assert [c.stream for c in found] == ["stderr"]
+
+
+@contextlib.contextmanager
+def tracking_server(store_url: str, folder: Path) -> Iterator[str]:
+    """``python -m labnotebook.server`` on the store, on a free port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABNOTEBOOK")}
+    env["LABNOTEBOOK_HOME"] = str(folder / "server-home")
+    command = [sys.executable, "-m", "labnotebook.server", "--store", store_url]
+    with (folder / "server.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [*command, "--port", str(port), "--workers", "1"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (folder / "server.log").read_text()
+            health = base + "/api/v1/health"
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(health, timeout=2),
+            ):
+                break
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_script_output_reaches_the_store_through_a_server(
+    settings: Settings, notebook: Notebook, tmp_path: Path
+) -> None:
+    with tracking_server(settings.store_url, tmp_path) as base:
+        remote = settings.replace(url=base, home=str(tmp_path / "client"))
+        out, err = run_child(SCRIPT, remote)
+        run_id = out.splitlines()[1].split()[1]
+        over_http = Notebook(remote)
+        try:
+            chunks = over_http.get_run(run_id).console()
+            found = over_http.get_run(run_id).console(search="a WARNING")
+        finally:
+            over_http.close()
+
+    assert "".join(c.text for c in chunks if c.stream == "stderr") == err
+    assert stored(notebook, run_id, "stdout").endswith("raw \ufffd bytes\nlast line")
+    assert [(c.id, c.text) for c in chunks] == [
+        (c.id, c.text) for c in notebook.get_run(run_id).console()
+    ]
     assert [c.stream for c in found] == ["stderr"]
 
 
