@@ -195,7 +195,11 @@ _SCHEMAS: J = {
             "pid": {"type": ["integer", "null"]},
             "command": {"type": "string"},
             "error": {"type": ["string", "null"]},
-            "environment": {"type": ["object", "null"]},
+            "environment": {
+                "type": ["object", "null"],
+                "description": "code and environment captured at start: code, "
+                "python, platform, packages, host (docs/environment.md)",
+            },
             "metrics": {
                 "type": "object",
                 "additionalProperties": _ref("Summary"),
@@ -292,7 +296,10 @@ _SCHEMAS: J = {
                     "host": {"type": "string"},
                     "pid": {"type": ["integer", "null"]},
                     "command": {"type": "string"},
-                    "environment": {"type": ["object", "null"]},
+                    "environment": {
+                        "type": ["object", "null"],
+                        "description": "at most 2,000,000 bytes as JSON",
+                    },
                 },
             },
             "resume": {"type": "boolean"},
