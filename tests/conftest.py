@@ -93,6 +93,8 @@ def settings(store_url: str, tmp_path: Path) -> Settings:
         heartbeat_interval=1.0,
         retry_interval=0.1,
         exit_timeout=20.0,
+        # No sys/ metrics unless a test asks: their number depends on timing.
+        system_metrics_interval=0,
     )
 
 
@@ -112,6 +114,7 @@ def lab(settings: Settings) -> Iterator[object]:
         flush_interval=settings.flush_interval,
         heartbeat_interval=settings.heartbeat_interval,
         retry_interval=settings.retry_interval,
+        system_metrics_interval=settings.system_metrics_interval,
     )
     yield labnotebook
     labnotebook.current().close()
