@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,27 @@ def test_python_platform_packages_and_host(notebook: Notebook) -> None:
     assert host["cpu_count"] >= 1
     assert host["ram"] > 0
     assert "error" not in host
+
+
+def test_no_gpu_library_or_driver_is_no_gpus_entry_and_no_warning() -> None:
+    import pynvml
+
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        has_nvml = False
+    else:
+        has_nvml = True
+        pynvml.nvmlShutdown()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        host = capture(code=False, environment=True, max_diff_size=0)["host"]
+    if has_nvml:
+        assert all(gpu["name"] and gpu["driver"] for gpu in host.get("gpus", []))
+    else:
+        assert "gpus" not in host
+        assert "error" not in host
 
 
 def test_outside_a_repository_there_is_no_git_state(
