@@ -27,6 +27,7 @@ from jupyter_client.manager import KernelManager
 from labnotebook import LabnotebookError, Notebook, Settings
 from labnotebook._jupyter import (
     MAX_POINTS,
+    SEED_BUCKETS,
     RunSummary,
     _read_from,
     _Series,
@@ -221,8 +222,11 @@ def test_summary_updates_while_the_cell_runs(
     assert f'href="http://lab-server:5000/runs/{run_id}"' in page
     assert notebook.get_run(run_id).status == "finished"
 
-    # No more updates once the run has ended.
-    assert displays(kernel.settle(2.5), "update_display_data") == []
+    # One update with the final status, and no more once the run has ended.
+    kernel.settle(2.5)
+    updates = displays(kernel.messages[start:], "update_display_data")
+    assert updates[-1] is final
+    assert [m for m in updates if ">running<" not in html_of(m)] == [final]
 
     # A run not active here is shown once, from the store; the same for a cell
     # that ends with the run.
@@ -470,8 +474,23 @@ def test_read_from() -> None:
     def at(cursor: int) -> _Series:
         return _Series(cursor=cursor)
 
-    assert _read_from([None, at(10)]) == 0
-    assert _read_from([at(0), at(10)]) == 0
+    assert _read_from([None, at(0)]) == 0
+    assert _read_from([None, at(10)]) == 9
+    assert _read_from([at(0), at(10)]) == 9
     # A metric logged once does not make every refresh read everything again.
     assert _read_from([at(1), at(5_000)]) == 4_999
     assert _read_from([at(7)]) == 6
+
+
+def test_a_long_run_is_first_read_in_buckets(notebook: Notebook) -> None:
+    with notebook.start("long", system_metrics=False) as run:
+        for step in range(50_000):
+            run.log(loss=1.0 if step == 31_337 else 0.0)
+    summary = RunSummary(notebook.get_run(run.id))
+    summary.read(whole=True)
+
+    steps, values = summary._series["loss"].points()
+    assert len(steps) <= 3 * SEED_BUCKETS + 1
+    assert steps[0] == 0 and steps[-1] == 49_999
+    assert 31_337 in steps and max(values) == 1.0  # the spike is kept
+    assert ">step 49999<" in summary.html()

@@ -10,7 +10,7 @@ Python pays nothing for it.
   run is active in this process a daemon thread refreshes the display every
   :data:`REFRESH_INTERVAL` seconds through an IPython display handle, reading only
   the points logged since the last refresh (one store read), and updates it a
-  last time when the run ends.
+  last time as soon as ``finish()`` has written the run's end.
 - When the first run starts in a shell, ``pre_run_cell`` and ``post_run_cell``
   hooks are registered. A cell is known by the cell id of the execute request
   (the notebook's id of the cell), else by its source. When a cell that started
@@ -45,12 +45,12 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between refreshes of a live run summary.
 REFRESH_INTERVAL = 1.5
-#: Seconds between checks whether a displayed run has ended.
-END_POLL = 0.2
 #: Metrics shown in a summary (the first ones by name, system metrics left out).
 SHOWN_METRICS = 4
 #: Points kept per shown metric for its sparkline; older ones are thinned.
 MAX_POINTS = 512
+#: Buckets of the first read of a metric's curve (up to 3 points each).
+SEED_BUCKETS = 128
 SPARK_WIDTH = 120
 SPARK_HEIGHT = 24
 SYSTEM_PREFIX = "sys/"
@@ -119,16 +119,14 @@ class _Series:
 def _read_from(shown: list[_Series | None]) -> int:
     """The first step to read for the shown metrics.
 
-    Everything, while one of them has no points yet; else from the highest step
-    read, so that a metric logged rarely never makes every refresh read the
-    others' whole history again. Points logged at that same step after the last
-    read (``run.log({"val/loss": ...}, step=step)``) are read; points logged at a
+    From the highest step read so far (everything while none has points), so
+    that a metric logged rarely never makes every refresh read the others' whole
+    history again. Points logged at that same step after the last read
+    (``run.log({"val/loss": ...}, step=step)``) are read; points logged at a
     lower step than the chart has reached show in the dashboard only.
     """
-    cursors = [s.cursor if s is not None else 0 for s in shown]
-    if min(cursors) == 0:
-        return 0
-    return max(cursors) - 1
+    cursors = [s.cursor for s in shown if s is not None and s.cursor > 0]
+    return max(cursors) - 1 if cursors else 0
 
 
 class RunSummary:
@@ -140,6 +138,9 @@ class RunSummary:
         self._lock = threading.Lock()
         self._record: RunRecord | None = run._record
         self._error: str | None = None
+        #: Shown live: the status stays ``running`` until the read after the end.
+        self.live = False
+        self._read_whole = False
 
     def _keys(self) -> list[str]:
         """All metric keys known without a store read, system metrics left out."""
@@ -162,12 +163,32 @@ class RunSummary:
         try:
             if whole:
                 self._record = store.get_run(self.run.id)
+                self._read_whole = True
             elif self.run._record is not None:
                 # Kept current by rename() and set_tags() without a store read.
                 self._record = self.run._record
             shown = self._keys()[:SHOWN_METRICS]
             if not shown:
                 return
+            with self._lock:
+                new = [k for k in shown if k not in self._series]
+            downsample = getattr(store, "downsample", None)
+            if new and downsample is not None:
+                # A metric seen for the first time: its whole curve in a bounded
+                # number of buckets (min, max and last of each), however long.
+                found = downsample([(self.run.id, k) for k in new], SEED_BUCKETS)
+                with self._lock:
+                    for key, curve in zip(new, found, strict=True):
+                        seed = self._series[key] = _Series()
+                        if curve is not None:
+                            ordered = sorted(
+                                zip(curve.steps, curve.values, strict=True)
+                            )
+                            seed.extend(
+                                [p[0] for p in ordered], [p[1] for p in ordered]
+                            )
+                if not whole:
+                    return
             with self._lock:
                 start = _read_from([self._series.get(k) for k in shown])
             data = store.history(self.run.id, shown, start, None)
@@ -189,7 +210,10 @@ class RunSummary:
         run = self.run
         record = self._record
         active = run.is_active
-        if run._final_status is not None:
+        if self.live and not self._read_whole:
+            # Ended while this read ran: what it read may be short of the end.
+            status = "running"
+        elif run._final_status is not None:
             status = run._final_status
         elif active:
             status = "running"
@@ -408,27 +432,21 @@ class _Live:
         self.run = run
         self.summary = summary
         self.handles: list[Any] = []
+        #: Set by finish() once the run's end is written.
+        self.ended = run._ended
         self.thread = threading.Thread(
             target=self._loop, name=f"labnotebook-display-{run.id[:8]}", daemon=True
         )
 
-    def _ended_within(self, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if not self.run.is_active:
-                return True
-            time.sleep(END_POLL)
-        return not self.run.is_active
-
     def _loop(self) -> None:
         try:
-            ended = not self.run.is_active
+            ended = self.ended.is_set()
             while True:
                 self.summary.read(whole=ended)
                 self._publish()
                 if ended:
                     return
-                ended = self._ended_within(REFRESH_INTERVAL)
+                ended = self.ended.wait(REFRESH_INTERVAL)
         except Exception:  # never let a display thread raise into the kernel
             logger.debug("run %s: live display stopped", self.run.id, exc_info=True)
         finally:
@@ -473,6 +491,7 @@ def display(run: Run) -> None:
         summary.read(whole=True)
         ipython_display(summary.bundle(), raw=True)
         return
+    summary.live = True
     handle = ipython_display(summary.bundle(), raw=True, display_id=True)
     live = _Live(run, summary)
     live.handles.append(handle)

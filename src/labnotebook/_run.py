@@ -85,6 +85,9 @@ class Run:
         self._system_keys: dict[tuple[str, ...], _KeySet] = {}
         self._final_status: str | None = None
         self._console: ConsoleCapture | None = None
+        #: Set when finish() has written the run's end (or spooled it).
+        self._ended = threading.Event()
+        self._ended.set()
 
     # --------------------------------------------------------------- reading
 
@@ -666,6 +669,7 @@ class Run:
         self._buffer_append = self._writer.buffer.append
         self._next_step = next_step
         self._final_status = None
+        self._ended = threading.Event()
         self._start_console(self._writer)
         self._writer.submit_now(first)
         self._notebook.register(self)
@@ -748,6 +752,7 @@ class Run:
         self._notebook.unregister(self)
         complete = writer.close(self._notebook.settings.exit_timeout)
         self._record = None
+        self._ended.set()
         return complete
 
     def __enter__(self) -> Run:
