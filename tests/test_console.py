@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -248,16 +249,16 @@ lab.init(os.environ["STORE"], home=os.environ["HOME_DIR"], flush_interval=0.1,
 """
 
 
+def _child_env(settings: Settings, **env: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LABNOTEBOOK")}
+    return {**clean, "STORE": settings.store_url, "HOME_DIR": settings.home, **env}
+
+
 def run_child(code: str, settings: Settings, **env: str) -> tuple[str, str]:
     """Run a script and return what it printed to the terminal (stdout, stderr)."""
     proc = subprocess.run(
         [sys.executable, "-c", CHILD + textwrap.dedent(code)],
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("LABNOTEBOOK")},
-            "STORE": settings.store_url,
-            "HOME_DIR": settings.home,
-            **env,
-        },
+        env=_child_env(settings, **env),
         capture_output=True,
         timeout=120,
     )
@@ -454,6 +455,53 @@ def test_streams_are_restored_and_replacements_kept(
     assert out.splitlines()[-1] == "done into my own stream"
     assert stored(notebook, out.split()[1]) == out.splitlines()[0] + "\n"
     assert err == ""
+
+
+def test_output_is_kept_when_the_script_fails_or_is_terminated(
+    settings: Settings, notebook: Notebook
+) -> None:
+    failing = subprocess.run(
+        [sys.executable, "-c", CHILD + FAILING],
+        env=_child_env(settings),
+        capture_output=True,
+        timeout=120,
+    )
+    assert failing.returncode == 1
+    run_id = failing.stdout.decode().split()[1]
+    assert stored(notebook, run_id) == f"run {run_id}\nabout to fail\n"
+    run = notebook.get_run(run_id)
+    assert run.status == "failed"
+    assert "ZeroDivisionError" in (run.record.error or "")
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD + WAITING],
+        env=_child_env(settings),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().split()[1]
+    assert proc.stdout.readline() == "waiting\n"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert notebook.get_run(run_id).status == "killed"
+    assert stored(notebook, run_id) == f"run {run_id}\nwaiting\n"
+
+
+FAILING = """
+run = lab.start()
+print("run", run.id)
+print("about to fail", flush=True)
+1 / 0
+"""
+
+WAITING = """
+import time
+run = lab.start()
+print("run", run.id, flush=True)
+print("waiting", flush=True)
+time.sleep(60)
+"""
 
 
 def test_off_mode_and_second_run(settings: Settings, notebook: Notebook) -> None:

@@ -37,7 +37,7 @@ TRUNCATED = (
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _now = time.time
-_lock = threading.Lock()
+_lock = threading.RLock()  # stop() may run in a signal handler (SIGTERM)
 _active: ConsoleCapture | None = None
 
 
