@@ -141,6 +141,26 @@ def test_torch_state_dict_with_optimizer() -> None:
     assert loaded["optimizer"]["param_groups"][0]["lr"] == 0.1
 
 
+class _Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 2)
+
+
+def test_models_and_schedulers_defined_outside_torch() -> None:
+    model = _Net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3)
+    with serialise(model) as saved:
+        assert saved.meta["format"] == "torch"
+        assert saved.meta["class"] == "_Net"
+    fresh = _Net()
+    fresh.load_state_dict(_round_trip(model))
+    assert torch.equal(fresh.layer.weight, model.layer.weight)
+    assert _round_trip(scheduler)["step_size"] == 3
+    assert _round_trip(optimizer)["param_groups"][0]["lr"] == 0.5
+
+
 class _Custom:
     def __init__(self) -> None:
         self.tensor = torch.ones(2)

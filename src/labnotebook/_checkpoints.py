@@ -161,7 +161,8 @@ def extract_folder(stream: BinaryIO, dest: pathlib.Path) -> pathlib.Path:
 def _holds_torch(obj: object, depth: int) -> bool:
     if "torch" not in sys.modules or depth > _MAX_DEPTH:
         return False
-    if type(obj).__module__.split(".")[0] == "torch":
+    # A torch class or a subclass of one (a model defined in a training script).
+    if any(c.__module__.split(".")[0] == "torch" for c in type(obj).__mro__):
         return True
     if isinstance(obj, Mapping):
         return any(_holds_torch(v, depth + 1) for v in obj.values())
