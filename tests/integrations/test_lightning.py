@@ -105,6 +105,18 @@ def test_fit_records_params_metrics_and_status(
     assert summary["epoch"].max == 1
 
 
+def test_hyperparameters_given_as_params_make_no_note(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    model = Tiny(hidden=4)
+    logger = LabnotebookLogger(notebook=notebook, params=model.hparams)
+    trainer(logger, tmp_path, epochs=1).fit(model, loader())
+
+    run = notebook.get_run(logger.version)
+    assert run.params == {"lr": 0.05, "hidden": 4, "fail_at": -1}
+    assert run.notes() == []
+
+
 def test_test_after_fit_logs_to_the_same_run(
     notebook: Notebook, tmp_path: Path
 ) -> None:

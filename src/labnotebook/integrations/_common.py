@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import LabnotebookError, ValidationError
-from .._values import MAX_JSON_DEPTH, check_key, check_tags, to_float, to_json
+from .._values import (
+    MAX_JSON_DEPTH,
+    check_key,
+    check_name,
+    check_tags,
+    to_float,
+    to_json,
+)
 
 if TYPE_CHECKING:
     from .._notebook import Notebook
@@ -144,8 +151,10 @@ class RunOwner:
             )
         self.run = run
         self.owned = run is None
-        self.name = name
-        self.experiment = experiment
+        self.name = None if name is None else check_name(name, "run name")
+        self.experiment = (
+            None if experiment is None else check_name(experiment, "experiment name")
+        )
         self.tags = check_tags(tags)
         self.params: dict[str, Any] = {}
         if params is not None:
@@ -161,6 +170,10 @@ class RunOwner:
                 f"{type(params).__name__}"
             )
         self.params.update(converted)
+
+    def add_defaults(self, found: Mapping[str, Any]) -> None:
+        """Add params the adapter found; those given by the user win."""
+        self.params = {**json_safe(found), **self.params}
 
     @property
     def started(self) -> bool:

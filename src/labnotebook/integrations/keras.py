@@ -100,10 +100,7 @@ class LabnotebookCallback(keras.callbacks.Callback):  # type: ignore[misc]
         found = self._training_params()
         starting = not self._owner.started
         if starting:
-            # The user's params win over what was found on the model.
-            given = self._owner.params
-            self._owner.params = {}
-            self._owner.add_params({**found, **given})
+            self._owner.add_defaults(found)
         try:
             run = self._owner.active()
             if found and not starting:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._artifacts import check_artifact_name
 from .._errors import LabnotebookError, ValidationError
-from ._common import RunOwner, missing, params_note, split_logs
+from ._common import RunOwner, json_safe, missing, params_note, split_logs
 
 try:
     from lightning.fabric.loggers.logger import rank_zero_experiment
@@ -113,7 +113,8 @@ class LabnotebookLogger(Logger):  # type: ignore[misc]
         """Record hyperparameters (a dict, possibly nested, or a Namespace).
 
         Before the run starts they become its params; after, they are added to the
-        run as a note, since a run's params are fixed when it starts.
+        run as a note (unless its params already hold them), since a run's params
+        are fixed when it starts.
         """
         if isinstance(params, Namespace):
             params = vars(params)
@@ -123,7 +124,11 @@ class LabnotebookLogger(Logger):  # type: ignore[misc]
             self._owner.add_params(params)
             return
         try:
-            self._owner.active().note(params_note("Hyperparameters", params))
+            run = self._owner.active()
+            known = run.params
+            converted = json_safe(params)
+            if any(k not in known or known[k] != v for k, v in converted.items()):
+                run.note(params_note("Hyperparameters", params))
         except LabnotebookError as exc:
             logger.warning("could not record hyperparameters: %s", exc)
 

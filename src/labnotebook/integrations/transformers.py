@@ -91,10 +91,7 @@ class LabnotebookCallback(TrainerCallback):  # type: ignore[misc]
         found = self._training_params(args, kwargs.get("model"))
         starting = not self._owner.started
         if starting:
-            # The user's params win over the Trainer's.
-            given = self._owner.params
-            self._owner.params = {}
-            self._owner.add_params({**found, **given})
+            self._owner.add_defaults(found)
         try:
             run = self._owner.active()
             if not starting:
