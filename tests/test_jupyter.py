@@ -301,6 +301,19 @@ def test_a_cell_run_again_finishes_the_runs_it_started(
     run_cell("again = lab.start('again')", "c3")
     assert by_name(notebook)["loop"].status == "killed"
 
+    # A run used as a context manager is ended by its `with` block.
+    first = len(kernel.messages)
+    msg_id = kernel.send(
+        "with lab.start('ctx') as ctx:\n    while True:\n        time.sleep(0.05)", "c6"
+    )
+    while "ctx" not in by_name(notebook):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    kernel.manager.interrupt_kernel()
+    kernel.wait_for(lambda m: is_idle(m, msg_id))
+    assert errors(kernel.messages[first:]) == ["KeyboardInterrupt: "]
+    assert by_name(notebook)["ctx"].status == "killed"
+
     # Without a cell id, the source identifies the cell.
     run_cell("plain = lab.start('plain-1')")
     run_cell("plain = lab.start('plain-1')")
