@@ -33,7 +33,7 @@ from ._errors import NotFoundError, StoreError, ValidationError
 from ._values import _check_encodable, _short
 
 #: Bytes read and written at a time while copying.
-CHUNK_SIZE = 1 << 20
+CHUNK_SIZE = 4 << 20
 MAX_ARTIFACT_NAME_LENGTH = 255
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
 #: Media type of a folder's manifest blob.
@@ -305,18 +305,7 @@ class BlobStore:
     ) -> tuple[str, int]:
         digest = hashlib.sha256()
         size = 0
-        while True:
-            try:
-                chunk = fileobj.read(CHUNK_SIZE)
-            except OSError as exc:
-                raise ValidationError(f"cannot read {source_name}: {exc}") from None
-            if not chunk:
-                break
-            if not isinstance(chunk, bytes | bytearray | memoryview):
-                raise ValidationError(
-                    f"{source_name} returned {type(chunk).__name__}, not bytes; open "
-                    "files in binary mode ('rb')"
-                )
+        for chunk in _chunks(fileobj, source_name):
             size += len(chunk)
             self._check_size(size, source_name)
             digest.update(chunk)
@@ -379,6 +368,30 @@ class BlobStore:
         """Remove the blob if it is stored."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(sha256))
+
+
+def _chunks(fileobj: Readable, source_name: str) -> Iterator[bytes | memoryview]:
+    """The bytes of a file object in chunks; each is valid until the next.
+
+    Files and ``BytesIO`` are read into one reused buffer (no allocation per
+    chunk); other objects through ``read()``.
+    """
+    try:
+        if isinstance(fileobj, io.BufferedIOBase | io.RawIOBase):
+            buffer = bytearray(CHUNK_SIZE)
+            view = memoryview(buffer)
+            while n := fileobj.readinto(view):
+                yield view[:n]
+            return
+        while chunk := fileobj.read(CHUNK_SIZE):
+            if not isinstance(chunk, bytes | bytearray | memoryview):
+                raise ValidationError(
+                    f"{source_name} returned {type(chunk).__name__}, not bytes; open "
+                    "files in binary mode ('rb')"
+                )
+            yield chunk
+    except OSError as exc:
+        raise ValidationError(f"cannot read {source_name}: {exc}") from None
 
 
 def _syncfs(folder: Path) -> bool:
