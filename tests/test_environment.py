@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -205,6 +206,24 @@ def test_a_git_failure_is_recorded_and_the_run_still_starts(
     assert isinstance(code, dict)
     assert code["error"] == "git: git is not installed"
     assert code["script"] == str(repo / "train.py")
+
+
+def test_a_git_that_hangs_is_given_up_after_the_timeout(
+    notebook: Notebook, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = tmp_path / "slow-bin"
+    slow.mkdir()
+    (slow / "git").write_text(f"#!/bin/sh\nexec {shutil.which('sleep')} 30\n")
+    (slow / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", str(slow))
+
+    started = time.monotonic()
+    code = _environment(notebook)["code"]
+
+    assert time.monotonic() - started < 15
+    assert isinstance(code, dict)
+    assert code["error"] == "git: git status took longer than 2.0 s; not recorded"
+    assert "commit" not in code
 
 
 def test_arguments_that_are_not_valid_text_are_escaped(
