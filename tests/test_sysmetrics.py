@@ -235,3 +235,36 @@ def test_bad_flag_is_rejected(sampled: Notebook) -> None:
         pass
     with pytest.raises(ValidationError, match="system_metrics"):
         sampled.get_run(run.id).resume(system_metrics=1)  # type: ignore[arg-type]
+
+
+def test_a_process_that_exits_stops_its_sampler(settings: Settings) -> None:
+    code = """
+import os, time
+import labnotebook as lab
+lab.init(os.environ["STORE"], home=os.environ["HOME_DIR"], flush_interval=0.05,
+         system_metrics_interval=0.2)
+run = lab.start("exits")
+print(run.id, flush=True)
+while run._sampler.step < 2:
+    time.sleep(0.05)
+run.log(loss=1.0)
+"""  # no finish(): the exit hook ends the run, and with it the sampler
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "STORE": settings.store_url, "HOME_DIR": settings.home},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 30
+    notebook = Notebook(settings)
+    try:
+        run = notebook.get_run(proc.stdout.strip())
+        assert run.status == "finished"
+        assert run.summary["sys/memory_percent"].count >= 3  # 2, and one at exit
+        assert run.summary["loss"].last_step == 0
+    finally:
+        notebook.close()
