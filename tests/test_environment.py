@@ -242,6 +242,8 @@ def test_arguments_that_are_not_valid_text_are_escaped(
         ("https://oauth2:tok@gitlab.com/a/b.git", "https://gitlab.com/a/b.git"),
         ("http://tok@host:8080/a.git?token=x", "http://host:8080/a.git"),
         ("https://github.com/a/b.git", "https://github.com/a/b.git"),
+        ("https://host/a.git?access_token=t#frag", "https://host/a.git"),
+        ("HTTPS://u:p@Host/a.git", "https://Host/a.git"),
         ("ssh://git:pw@host/a.git", "ssh://git@host/a.git"),
         ("ssh://git@host/a.git", "ssh://git@host/a.git"),
         ("git@github.com:a/b.git", "git@github.com:a/b.git"),

@@ -85,19 +85,23 @@ def capture(*, code: bool, environment: bool, max_diff_size: int) -> dict[str, A
 
 
 def strip_credentials(url: str) -> str:
-    """A remote URL without user name and password (http) or password (others)."""
+    """A remote URL without secrets.
+
+    http(s): user name, password or token, query and fragment are removed. Other
+    schemes (``ssh://``): the password is removed, the user name kept. scp-like
+    ``git@host:path`` and local paths are kept as they are.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return url
-    if not parts.scheme or "@" not in parts.netloc:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
+    userinfo, at, hostport = parts.netloc.rpartition("@")
     if parts.scheme in ("http", "https"):
-        netloc = hostport
-    else:
+        return urlunsplit((parts.scheme, hostport, parts.path, "", ""))
+    if parts.scheme and at and ":" in userinfo:
         netloc = f"{userinfo.partition(':')[0]}@{hostport}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    return url
 
 
 # ------------------------------------------------------------------ code
