@@ -862,3 +862,95 @@ def test_a_disk_that_fills_up_answers_507_and_keeps_nothing(
     assert "retry later" in body["error"]["message"]
     assert leftovers(server_blobs) == []
     assert not (server_blobs / "objects").exists()
+
+
+def test_one_request_tells_which_blobs_are_missing(client: FlaskClient) -> None:
+    have = upload(client, b"have")
+    lack = sha(b"lack")
+    response = client.post(
+        "/api/v1/blobs/missing", json={"sha256": [have, lack, lack, have]}
+    )
+    assert response.get_json() == {"missing": [lack]}
+    assert client.post("/api/v1/blobs/missing", json={"sha256": []}).get_json() == {
+        "missing": []
+    }
+    for bad in (lack, [lack.upper()], ["../x"], [1], [lack] * 10_001):
+        error_of(client.post("/api/v1/blobs/missing", json={"sha256": bad}), 422)
+    error_of(client.post("/api/v1/blobs/missing", json={}), 422, "missing_field")
+    error_of(client.post("/api/v1/blobs/missing", data=b"x"), 415)
+
+
+def test_bytes_the_server_lost_are_uploaded_again(
+    store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server(store_url)
+    local = BlobStore(tmp_path / "local", 2**20)
+    digest, size = local.put_bytes(b"model weights")
+    store = HttpStore(server.url, token=TOKEN, blobs=local)
+
+    def batch_with_file(name: str) -> Batch:
+        return Batch(
+            run_id=uuid.uuid4().hex,
+            create=RunCreate(
+                experiment="e", name=name, params={}, tags=[], started_at=time.time()
+            ),
+            artifacts=[
+                ArtifactCreate(
+                    kind="file",
+                    name="w.bin",
+                    step=None,
+                    size=size,
+                    sha256=digest,
+                    media_type="application/octet-stream",
+                    created_at=time.time(),
+                )
+            ],
+        )
+
+    try:
+        first = batch_with_file("first")
+        store.write(first)
+        [artifact] = store.list_artifacts(first.run_id)
+        # Deleting the only artifact with these bytes removes them on the server,
+        # while this client still remembers them as uploaded.
+        store.delete_artifacts(first.run_id, [artifact.id])
+        assert (
+            requests.head(
+                f"{server.url}/api/v1/blobs/{digest}",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ).status_code
+            == 404
+        )
+
+        second = batch_with_file("second")
+        store.write(second)
+        with store.open_blob(second.run_id, digest) as f:
+            assert f.read() == b"model weights"
+    finally:
+        store.close()
+
+
+def test_a_folder_of_many_files_is_checked_in_one_request(
+    store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server(store_url)
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for i in range(300):
+        (folder / f"{i:04d}.txt").write_text(f"shard {i}\n")
+    nb = remote(server.url, tmp_path / "trainer")
+    try:
+        with nb.start("many") as run:
+            run.attach(folder)
+        reader = remote(server.url, tmp_path / "reader")
+        restored = reader.download_artifact(run.id, "shards", tmp_path / "restored")
+        reader.close()
+    finally:
+        nb.close()
+    assert sorted(p.name for p in restored.iterdir()) == sorted(
+        p.name for p in folder.iterdir()
+    )
+    assert (restored / "0299.txt").read_text() == "shard 299\n"
+    log = server.log.read_text()
+    assert log.count("POST /api/v1/blobs/missing") == 1
+    assert log.count("PUT /api/v1/blobs/") == 301  # the files and the manifest

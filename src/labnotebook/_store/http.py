@@ -19,8 +19,9 @@ Writes are safe to resend: the server applies each batch id once. A batch too la
 for one request is cut into parts with ids derived from the batch id, so a resent
 batch is cut the same way and each part is still applied once. Before a batch with
 artifacts is sent, every blob it names (and every file of a folder) that the server
-does not hold yet is uploaded from the local artifact store, streamed, with the same
-retries; downloads resume with a Range request when the connection drops.
+does not hold yet (one request asks which) is uploaded from the local artifact store,
+streamed, with the same retries; downloads resume with a Range request when the
+connection drops.
 
 The token travels only in the ``Authorization`` header; it is never part of a URL,
 a log line, a repr or an error message.
@@ -39,6 +40,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -95,6 +97,10 @@ CONSOLE_PAGE = 10_000
 DOWNLOAD_CHUNK = 1 << 20
 #: Most blob hashes remembered as already on the server.
 KNOWN_BLOBS = 100_000
+#: Hashes per request when asking the server which blobs it lacks (its maximum).
+MISSING_PAGE = 10_000
+#: Blobs uploaded at the same time.
+UPLOAD_THREADS = 4
 
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -215,23 +221,43 @@ class HttpStore:
     def _upload(self, batch: Batch) -> Batch:
         """Upload the blobs of ``batch`` the server lacks; the batch to send.
 
-        An artifact whose bytes are neither on the server nor in the local artifact
-        store, or that the server refuses (over its size limit), cannot be sent:
-        its row is left out with a warning, and the rest of the batch goes on.
+        One request asks which of the hashes are missing (pages of
+        ``MISSING_PAGE``); only those are uploaded. An artifact whose bytes are
+        neither on the server nor in the local artifact store, or that the server
+        refuses (over its size limit), cannot be sent: its row is left out with a
+        warning, and the rest of the batch goes on.
         """
-        kept: list[ArtifactCreate] = []
+        needs: list[tuple[ArtifactCreate, list[str]]] = []
+        failed: dict[str, Exception] = {}
         for row in batch.artifacts:
             try:
-                for sha in self._blobs_of(row):
-                    self._ensure_uploaded(sha)
-            except (NotFoundError, ValidationError) as exc:
-                # ValidationError: the server refused the bytes (over its size
-                # limit, say); the rest of the batch is still worth sending.
+                needs.append((row, self._blobs_of(row)))
+            except (NotFoundError, StoreError) as exc:
+                failed[row.sha256] = exc
+                needs.append((row, [row.sha256]))
+
+        wanted = [
+            sha
+            for _, shas in needs
+            for sha in dict.fromkeys(shas)
+            if sha not in self._on_server and sha not in failed
+        ]
+        unique = list(dict.fromkeys(wanted))
+        missing = self._missing(unique)
+        failed.update(self._put_blobs([sha for sha in unique if sha in missing]))
+        for sha in unique:
+            if sha not in failed:
+                self._remember(sha)
+
+        kept: list[ArtifactCreate] = []
+        for row, shas in needs:
+            problem = next((failed[sha] for sha in shas if sha in failed), None)
+            if problem is not None:
                 logger.warning(
                     "run %s: artifact %r is not sent: %s",
                     batch.run_id,
                     row.name,
-                    exc,
+                    problem,
                 )
                 continue
             kept.append(row)
@@ -241,33 +267,57 @@ class HttpStore:
 
     def _blobs_of(self, row: ArtifactCreate) -> list[str]:
         """The hashes an artifact row needs on the server: a folder's files first."""
-        if row.kind != "folder":
+        if row.kind != "folder" or row.sha256 in self._on_server:
             return [row.sha256]
         from .._artifacts import parse_manifest
 
-        if row.sha256 in self._on_server:
-            return [row.sha256]
         manifest = self._local_blobs().read(row.sha256)
         return [*dict.fromkeys(e.sha256 for e in parse_manifest(manifest)), row.sha256]
 
-    def _ensure_uploaded(self, sha: str) -> None:
-        if sha in self._on_server:
-            return
-        try:
-            self._call("HEAD", f"/blobs/{sha}")
-        except NotFoundError:
-            local = self._local_blobs()
-            if not local.has(sha):
-                raise NotFoundError(
-                    f"blob {sha} is neither on the server nor in the local artifact "
-                    f"store {str(local.root)!r}"
-                ) from None
-            self._call(
-                "PUT",
-                f"/blobs/{sha}",
-                upload=lambda: local.open(sha),
-                headers={"Content-Type": "application/octet-stream"},
+    def _missing(self, hashes: list[str]) -> set[str]:
+        """Which of ``hashes`` the server does not hold."""
+        missing: set[str] = set()
+        for i in range(0, len(hashes), MISSING_PAGE):
+            page = hashes[i : i + MISSING_PAGE]
+            data = self._call("POST", "/blobs/missing", json={"sha256": page})
+            missing.update(str(sha) for sha in data.get("missing", []))
+        return missing
+
+    def _put_blobs(self, hashes: list[str]) -> dict[str, Exception]:
+        """Upload blobs, several at once; the refused ones with their errors.
+
+        A refusal (NotFoundError: no local copy; ValidationError: over the
+        server's size limit, say) concerns one artifact and is returned; a server
+        that stays unreachable raises StoreUnavailableError, as for any call.
+        """
+        failed: dict[str, Exception] = {}
+        if len(hashes) <= 1:
+            errors = [_attempt(self._put_blob, sha) for sha in hashes]
+        else:
+            with ThreadPoolExecutor(min(UPLOAD_THREADS, len(hashes))) as pool:
+                errors = list(pool.map(lambda h: _attempt(self._put_blob, h), hashes))
+        for sha, error in zip(hashes, errors, strict=True):
+            if isinstance(error, NotFoundError | ValidationError):
+                failed[sha] = error
+            elif error is not None:
+                raise error
+        return failed
+
+    def _put_blob(self, sha: str) -> None:
+        local = self._local_blobs()
+        if not local.has(sha):
+            raise NotFoundError(
+                f"blob {sha} is neither on the server nor in the local artifact "
+                f"store {str(local.root)!r}"
             )
+        self._call(
+            "PUT",
+            f"/blobs/{sha}",
+            upload=lambda: local.open(sha),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+    def _remember(self, sha: str) -> None:
         if len(self._on_server) >= KNOWN_BLOBS:
             self._on_server.clear()
         self._on_server.add(sha)
@@ -641,6 +691,15 @@ class HttpStore:
         return StoreError(
             f"tracking server {self._shown} refused {method} {path}: {message}"
         )
+
+
+def _attempt(action: Callable[[str], None], value: str) -> Exception | None:
+    """Run ``action(value)``; the exception it raised, or None."""
+    try:
+        action(value)
+    except Exception as exc:  # handed back to the caller, which re-raises it
+        return exc
+    return None
 
 
 # ----------------------------------------------------------------- downloads

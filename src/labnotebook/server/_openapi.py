@@ -17,7 +17,7 @@ from .._query import MAX_FILTER_LENGTH
 from .._schema import ARTIFACT_KINDS, STATUSES
 from .._values import MAX_KEY_LENGTH, MAX_NAME_LENGTH, MAX_NOTE_LENGTH, MAX_STEP
 from ._config import ServerConfig
-from .artifacts import INLINE_TYPES
+from .artifacts import INLINE_TYPES, MAX_CHECKED
 from .console import MAX_CONSOLE_PAGE, MAX_SEARCH_LENGTH
 
 _DEFAULTS = ServerConfig(store="sqlite:///unused.db")
@@ -861,6 +861,40 @@ def _paths() -> J:
                 },
                 writes=True,
                 tag="notes",
+            ),
+        },
+        "/api/v1/blobs/missing": {
+            "post": _op(
+                "Which of the given blobs the server does not hold",
+                {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "required": ["missing"],
+                            "properties": {
+                                "missing": {"type": "array", "items": _SHA256}
+                            },
+                        }
+                    ),
+                    "413": _error("The body is larger than max_body_bytes."),
+                    "415": _error("The body is not sent as application/json."),
+                    "422": _error(
+                        f"More than {MAX_CHECKED} hashes, or one is not a sha256."
+                    ),
+                },
+                body={
+                    "type": "object",
+                    "required": ["sha256"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "sha256": {
+                            "type": "array",
+                            "maxItems": MAX_CHECKED,
+                            "items": _SHA256,
+                        }
+                    },
+                },
+                tag="artifacts",
             ),
         },
         "/api/v1/blobs/{sha256}": {

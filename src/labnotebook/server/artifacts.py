@@ -27,7 +27,7 @@ from .._schema import ARTIFACT_KINDS
 from .._store.base import Artifact
 from ._auth import read, write
 from ._errors import ApiError
-from ._http import MAX_ID, check_params, choice_param, config, store
+from ._http import MAX_ID, check_params, choice_param, config, json_body, store
 from .runs import _run_id
 
 bp = Blueprint("artifacts", __name__)
@@ -39,6 +39,8 @@ EXTENSION = "labnotebook.blobs"
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 #: Bytes read from the request or the blob file at a time.
 CHUNK_SIZE = 1 << 20
+#: Most hashes in one ``POST /blobs/missing``.
+MAX_CHECKED = 10_000
 #: Sent with every download: nothing in it may run, even if opened directly.
 DOWNLOAD_CSP = "default-src 'none'; sandbox"
 
@@ -65,6 +67,33 @@ def has_blob(sha256: str) -> Response:
     response = Response(status=200)
     response.headers["X-Blob-Size"] = str(blobs().size(sha256))
     return response
+
+
+@bp.post("/blobs/missing")
+@read
+def missing_blobs() -> dict[str, Any]:
+    """Which of the given blobs the server does not hold (one request for many)."""
+    check_params(())
+    body = json_body(("sha256",), required=("sha256",))
+    hashes = body["sha256"]
+    if not isinstance(hashes, list) or len(hashes) > MAX_CHECKED:
+        raise ApiError(
+            422,
+            "invalid_value",
+            f"sha256 must be a list of at most {MAX_CHECKED} hashes; ask in pages",
+            {"field": "sha256", "limit": MAX_CHECKED},
+        )
+    for value in hashes:
+        if not isinstance(value, str) or not _SHA256.fullmatch(value):
+            raise ApiError(
+                422,
+                "invalid_sha256",
+                f"{str(value)[:80]!r} is not a sha256; give 64 lowercase "
+                "hexadecimal digits",
+                {"field": "sha256"},
+            )
+    found = blobs()
+    return {"missing": [h for h in dict.fromkeys(hashes) if not found.has(h)]}
 
 
 @bp.put("/blobs/<sha256>")
