@@ -82,6 +82,12 @@ def test_a_short_run_gets_one_sample(settings: Settings) -> None:
     try:
         with notebook.start() as run:
             run.log(loss=1.0)
+            sampler = run._sampler
+            assert sampler is not None
+            started = time.monotonic()
+            sampler.stop()  # wakes the thread: no waiting out the 10 s interval
+            assert time.monotonic() - started < 2.5
+            assert not sampler.running
         assert set(sys_keys(notebook, run.id)) >= CORE_KEYS
         assert list(notebook.history(run.id, "sys/memory_percent").index) == [0]
     finally:
@@ -112,11 +118,15 @@ def test_finish_stops_the_sampler(sampled: Notebook) -> None:
     wait_for_samples(runs[0], 1)
     assert len(sampler_threads()) >= 2
 
+    samplers = [run._sampler for run in runs]
     started = time.monotonic()
+    for sampler in samplers:
+        assert sampler is not None
+        sampler.stop()
+    assert time.monotonic() - started < 4  # each waits at most 2 s
     for run in runs:
         run.finish()
 
-    assert time.monotonic() - started < 5
     assert not sampler_threads()
     assert all(run._sampler is None for run in runs)
 
