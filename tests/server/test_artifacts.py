@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -469,15 +470,23 @@ class CuttingProxy(Proxy):
     """A proxy that cuts the connection it carries once, after ``cut_after`` bytes.
 
     direction: "up" counts the bytes the client sends, "down" those it receives.
+    cut_after: None never cuts. delay: seconds to wait after each counted chunk.
     """
 
-    def __init__(self, target_port: int, cut_after: int, direction: str):
+    def __init__(
+        self,
+        target_port: int,
+        cut_after: int | None,
+        direction: str,
+        delay: float = 0.0,
+    ):
         super().__init__(target_port)
         self.cut_after = cut_after
         self.direction = direction
+        self.delay = delay
         self.cuts = 0
         self.connections = 0
-        self._counted = 0
+        self.passed = 0
 
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
         # a: the client's socket, b: the server's.
@@ -493,11 +502,16 @@ class CuttingProxy(Proxy):
                     data = source.recv(65536)
                     if not data:
                         return
-                    if source is counted and not self.cuts:
-                        self._counted += len(data)
-                        if self._counted > self.cut_after:
+                    if source is counted:
+                        self.passed += len(data)
+                        if (
+                            self.cut_after is not None
+                            and not self.cuts
+                            and self.passed > self.cut_after
+                        ):
                             self.cuts += 1
                             return
+                        time.sleep(self.delay)
                     key.data.sendall(data)
         except OSError:
             return
@@ -954,3 +968,61 @@ def test_a_folder_of_many_files_is_checked_in_one_request(
     log = server.log.read_text()
     assert log.count("POST /api/v1/blobs/missing") == 1
     assert log.count("PUT /api/v1/blobs/") == 301  # the files and the manifest
+
+
+def test_an_upload_survives_a_server_restart(
+    store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server(store_url)
+    server_root = tmp_path / "server-artifacts"
+    local = BlobStore(tmp_path / "local", 2**30)
+    data = os.urandom(16 * 2**20)
+    digest, size = local.put_bytes(data)
+    # About 6 MB/s, so that the server can be stopped halfway.
+    proxy = CuttingProxy(server.port, cut_after=None, direction="up", delay=0.01)
+    proxy.start()
+    store = HttpStore(
+        f"http://127.0.0.1:{proxy.port}", token=TOKEN, blobs=local, retry_time=120
+    )
+    batch = Batch(
+        run_id=uuid.uuid4().hex,
+        create=RunCreate(
+            experiment="e", name="restart", params={}, tags=[], started_at=time.time()
+        ),
+        artifacts=[
+            ArtifactCreate(
+                kind="file",
+                name="big.bin",
+                step=None,
+                size=size,
+                sha256=digest,
+                media_type="application/octet-stream",
+                created_at=time.time(),
+            )
+        ],
+    )
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            store.write(batch)
+        except BaseException as exc:  # handed to the test's thread
+            errors.append(exc)
+
+    # The server goes down while the upload is on its way, and comes back.
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert wait_until(lambda: proxy.passed > 2**20, 30)
+    server.stop(signal.SIGKILL)
+    assert proxy.passed < size
+    proxy.delay = 0.0
+    server.start()
+    sender.join(120)
+    try:
+        assert not sender.is_alive()
+        assert errors == []
+        assert (server_root / "objects" / digest[:2] / digest[2:]).read_bytes() == data
+        assert [a.name for a in store.list_artifacts(batch.run_id)] == ["big.bin"]
+    finally:
+        store.close()
+        proxy.stop()
