@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from labnotebook import Notebook, ValidationError
+from labnotebook import Notebook, StoreError, ValidationError
 from labnotebook._checkpoints import choose, load_bytes, serialise, to_prune
 from labnotebook._store.base import Artifact
 
@@ -172,6 +172,29 @@ def test_pickled_objects_need_allow_pickle() -> None:
         _round_trip(obj)
     loaded = _round_trip(obj, allow_pickle=True)
     assert torch.equal(loaded["config"].tensor, torch.ones(2))
+
+
+@pytest.mark.parametrize(
+    "meta", [{"format": "torch"}, {"format": "numpy", "layout": "array"}]
+)
+def test_damaged_checkpoints_raise_store_errors(meta: dict[str, Any]) -> None:
+    with pytest.raises(StoreError, match=r"could not be read as (torch|numpy)"):
+        load_bytes(
+            _artifact(1, 3, meta),
+            io.BytesIO(b"not a checkpoint"),
+            allow_pickle=False,
+            map_location=None,
+        )
+
+
+def test_unknown_formats_are_refused() -> None:
+    with pytest.raises(ValidationError, match="has format 'pickle'"):
+        load_bytes(
+            _artifact(1, 3, {"format": "pickle"}),
+            io.BytesIO(b""),
+            allow_pickle=True,
+            map_location=None,
+        )
 
 
 # ------------------------------------------------------------ choose, prune

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ._errors import NotFoundError, ValidationError
+from ._errors import NotFoundError, StoreError, ValidationError
 from ._store.base import Artifact
 from ._values import check_key, check_step
 
@@ -269,44 +269,53 @@ def load_bytes(
     fmt = artifact.meta.get("format")
     if fmt == "bytes":
         return stream.read()
+    if fmt not in ("numpy", "torch"):
+        raise ValidationError(
+            f"checkpoint {artifact.name!r} has format {fmt!r}; expected one of "
+            f"{FORMATS}"
+        )
 
-    if fmt == "numpy":
-        import numpy as np
+    # A local blob is a file that torch and numpy read in place; bytes from a
+    # server are read into memory first, since both need to seek.
+    source: BinaryIO = stream
+    if not _seekable(stream):
+        source = io.BytesIO(stream.read())
+    try:
+        if fmt == "numpy":
+            import numpy as np
 
-        buffer = io.BytesIO(stream.read())
-        if artifact.meta.get("layout") == "arrays":
-            with np.load(buffer, allow_pickle=False) as archive:
-                return {key: archive[key] for key in archive.files}
-        return np.load(buffer, allow_pickle=False)
+            if artifact.meta.get("layout") == "arrays":
+                with np.load(source, allow_pickle=False) as archive:
+                    return {key: archive[key] for key in archive.files}
+            return np.load(source, allow_pickle=False)
 
-    if fmt == "torch":
         import torch
 
-        buffer = io.BytesIO(stream.read())
-        try:
-            return torch.load(
-                buffer, map_location=map_location, weights_only=not allow_pickle
-            )
-        except Exception as exc:
-            if allow_pickle or "weights_only" not in str(exc):
-                raise
+        return torch.load(
+            source, map_location=map_location, weights_only=not allow_pickle
+        )
+    except Exception as exc:
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        refused = [line for line in lines if "Unsupported global" in line]
+        if fmt == "torch" and not allow_pickle and refused:
             raise ValidationError(
                 f"checkpoint {artifact.name!r} (step {artifact.step}) holds objects "
                 "that torch.load(weights_only=True) refuses; if you trust who wrote "
                 "it, load it with allow_pickle=True (unpickling runs code stored in "
-                f"the file). torch said: {str(exc).splitlines()[0]}"
+                f"the file). torch said: {refused[0].strip()}"
             ) from None
+        first = lines[0]
+        raise StoreError(
+            f"checkpoint {artifact.name!r} (step {artifact.step}, sha256 "
+            f"{artifact.sha256[:12]}) could not be read as {fmt}: {first}"
+        ) from exc
 
-    raise ValidationError(
-        f"checkpoint {artifact.name!r} has format {fmt!r}; expected one of {FORMATS}"
-    )
 
-
-def copy_stream(stream: BinaryIO, target: pathlib.Path) -> pathlib.Path:
-    """Write a blob to ``target`` (which must not exist yet)."""
-    with open(target, "xb") as out:
-        shutil.copyfileobj(stream, out, 1 << 20)
-    return target
+def _seekable(stream: BinaryIO) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 # -------------------------------------------------------------------- pruning
