@@ -15,6 +15,7 @@ import queue
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -507,3 +508,42 @@ def test_a_long_run_is_first_read_in_buckets(notebook: Notebook) -> None:
     assert steps[0] == 0 and steps[-1] == 49_999
     assert 31_337 in steps and max(values) == 1.0  # the spike is kept
     assert ">step 49999<" in summary.html()
+
+
+def test_summary_through_a_tracking_server(store_url: str, tmp_path: Path) -> None:
+    from werkzeug.serving import make_server
+
+    from labnotebook.server import ServerConfig, create_app
+
+    app = create_app(ServerConfig(store=store_url, token="token-0123456789abcdef"))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    notebook = Notebook(
+        Settings(
+            url=url,
+            token="token-0123456789abcdef",
+            home=str(tmp_path / "home"),
+            flush_interval=0.05,
+            system_metrics_interval=0,
+        )
+    )
+    try:
+        run = notebook.start("remote", system_metrics=False)
+        live = RunSummary(run)
+        for step in range(300):
+            run.log(loss=1.0 / (step + 1))
+        run.flush()
+        live.read()
+        assert ">step 299<" in live.html() and ">running<" in live.html()
+        run.finish()
+
+        page = summary_html(notebook.get_run(run.id))
+        assert ">finished<" in page and ">0.003333<" in page
+        assert f'href="{url}/runs/{run.id}"' in page
+        assert "token-0123" not in page
+    finally:
+        notebook.close()
+        server.shutdown()
+        serving.join(10)
