@@ -34,6 +34,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import __version__
+from ._artifacts import check_artifact_name
 from ._config import Settings
 from ._errors import FilterError, LabnotebookError, StoreError
 from ._frames import RUN_COLUMNS, runs_frame
@@ -744,7 +745,8 @@ def download_command(
     notebook = _notebook()
     if dest is None:
         artifact = notebook.find_artifact(run_id, name, step=step)
-        dest = Path.cwd() / artifact.name if artifact.kind == "folder" else Path.cwd()
+        folder = artifact.kind == "folder"
+        dest = Path.cwd() / check_artifact_name(artifact.name) if folder else Path.cwd()
     written = notebook.download_artifact(run_id, name, dest, step=step)
     click.echo(str(written))
 
