@@ -21,7 +21,13 @@ const ENVIRONMENT: Record<string, Json> = {
   python: { version: '3.11.7', implementation: 'CPython', executable: '/usr/bin/python3' },
   platform: { platform: 'Linux-6.1-x86_64' },
   packages: { torch: '2.13.0', numpy: '2.1.0', 'numpy-stl': '3.0' },
-  host: { hostname: 'gpu-box', cpu: 'AMD EPYC', cpu_count: 64, ram: 2 ** 36 },
+  host: {
+    hostname: 'gpu-box',
+    cpu: 'AMD EPYC',
+    cpu_count: 64,
+    ram: 2 ** 36,
+    gpus: [{ index: 0, name: 'NVIDIA A100', memory: 2 ** 35, driver: '550.54' }, { index: 1 }],
+  },
 }
 
 /** Open a section as a click on its summary does: set `open`, then fire `toggle`. */
@@ -63,7 +69,10 @@ describe('RunEnvironment', () => {
     const wrapper = mount(RunEnvironment, { props: { environment: ENVIRONMENT } })
     expect(wrapper.text()).toContain('gpu-box')
     expect(wrapper.text()).toContain('64.0 GiB')
-    expect(wrapper.text()).toContain('No NVIDIA GPU found.')
+    expect(wrapper.text()).toContain('NVIDIA A100, 32.0 GiB, driver 550.54')
+    expect(wrapper.text()).not.toContain('No NVIDIA GPU found.')
+    const noGpu = mount(RunEnvironment, { props: { environment: { host: { hostname: 'cpu' } } } })
+    expect(noGpu.text()).toContain('No NVIDIA GPU found.')
     const empty = mount(RunEnvironment, { props: { environment: null } })
     expect(empty.text()).toContain('No code or environment was captured')
   })
