@@ -102,7 +102,14 @@ def _pil_png(image: Any) -> bytes:
 
         return _array_png(np.asarray(image))
     if mode not in _PNG_MODES:
-        image = image.convert(_PIL_CONVERT.get(mode, "RGBA"))
+        target = _PIL_CONVERT.get(mode, "RGBA")
+        try:
+            image = image.convert(target)
+        except ValueError as exc:
+            raise ValidationError(
+                f"cannot convert the PIL image of mode {mode!r} to {target} ({exc}); "
+                "convert it yourself, e.g. image.convert('RGB')"
+            ) from None
     if image.width == 0 or image.height == 0:
         raise ValidationError(
             f"the PIL image is {image.width}x{image.height} pixels; an image needs "
