@@ -154,11 +154,12 @@ def test_text_that_the_stream_refuses_raises_as_before() -> None:
 def test_a_failing_copy_does_not_reach_print(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(stream: str, data: object) -> None:
-        raise RuntimeError("capture is broken")
+    class Broken:
+        def append(self, entry: object) -> None:
+            raise RuntimeError("capture is broken")
 
     with capturing() as capture:
-        monkeypatch.setattr(capture, "record", broken)
+        monkeypatch.setattr(capture, "entries", Broken())
         print("still printed")
     assert capsys.readouterr().out == "still printed\n"
 

@@ -73,6 +73,8 @@ class ConsoleCapture:
         self.kept = 0
         self.truncated = False
         self.active = False
+        #: Active and not truncated: whether writes are copied.
+        self.keeping = False
         self._proxies: dict[str, _StreamProxy] = {}
         self._handlers: list[tuple[logging.StreamHandler[Any], _StreamProxy]] = []
         self._decoders = {
@@ -91,6 +93,7 @@ class ConsoleCapture:
                 return False
             _active = self
             self.active = True
+            self.keeping = not self.truncated
             for name in STREAMS:
                 original = getattr(sys, name)
                 if original is None:
@@ -123,6 +126,7 @@ class ConsoleCapture:
         global _active
         if self.active:
             self.active = False
+            self.keeping = False
             if _active is self:
                 _active = None
             for name, proxy in self._proxies.items():
@@ -143,8 +147,8 @@ class ConsoleCapture:
     # ---------------------------------------------------------------- writing
 
     def record(self, stream: str, data: Any) -> None:
-        """Keep one write; called by the proxies, so it must be cheap."""
-        if not self.active or self.truncated:
+        """Keep one write (``_StreamProxy.write`` has its own copy of this)."""
+        if not self.keeping:
             return
         size = len(data)
         if not size:
@@ -153,6 +157,7 @@ class ConsoleCapture:
         self.counted += size
         if self.counted > self.limit:
             self.truncated = True
+            self.keeping = False
 
     # ---------------------------------------------------------------- reading
 
@@ -191,6 +196,7 @@ class ConsoleCapture:
             text = encoded[:room].decode("utf-8", "ignore")
             encoded = text.encode("utf-8")
             self.truncated = True
+            self.keeping = False
         self.kept += len(encoded)
         for offset in range(0, len(text), MAX_CHUNK):
             chunks.append((run[0][0], stream, text[offset : offset + MAX_CHUNK]))
@@ -249,13 +255,21 @@ class _StreamProxy:
 
     def write(self, text: Any) -> Any:
         written = self._lnb_original.write(text)
-        try:
-            if isinstance(text, str):
-                self._lnb_capture.record(self._lnb_name, text)
-            elif isinstance(text, (bytes, bytearray)):
-                self._lnb_capture.record(self._lnb_name, bytes(text))
-        except Exception:  # noqa: S110 - a failed copy must never break print()
-            pass
+        capture = self._lnb_capture
+        if capture.keeping:
+            try:
+                if type(text) is str:
+                    # ConsoleCapture.record(), inlined: this runs on every print().
+                    if text:
+                        capture.entries.append((_now(), self._lnb_name, text))
+                        capture.counted += len(text)
+                        if capture.counted > capture.limit:
+                            capture.truncated = True
+                            capture.keeping = False
+                elif isinstance(text, (str, bytes, bytearray)):
+                    capture.record(self._lnb_name, text)
+            except Exception:  # noqa: S110 - a failed copy must never break print()
+                pass
         return written
 
     def writelines(self, lines: Any) -> None:
