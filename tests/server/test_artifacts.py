@@ -38,7 +38,7 @@ import labnotebook
 from labnotebook import Notebook, Settings
 from labnotebook._artifacts import BlobStore
 from labnotebook._store.base import ArtifactCreate, Batch, RunCreate
-from labnotebook._store.http import HttpStore
+from labnotebook._store.http import MAX_REQUEST_BYTES, HttpStore, _cut
 from labnotebook.server._openapi import document
 from labnotebook.server.artifacts import content_disposition
 from proxy import Proxy
@@ -1026,3 +1026,28 @@ def test_an_upload_survives_a_server_restart(
     finally:
         store.close()
         proxy.stop()
+
+
+def test_a_batch_cut_in_parts_keeps_every_artifact_and_console_chunk() -> None:
+    text = "x" * (3 * 2**20)
+    console = [(float(i), "stdout", text) for i in range(5)]
+    rows = [
+        ArtifactCreate(
+            kind="file",
+            name=f"f{i}",
+            step=i,
+            size=1,
+            sha256=sha(bytes([i])),
+            media_type="application/octet-stream",
+            created_at=float(i),
+        )
+        for i in range(3)
+    ]
+    whole = Batch(run_id="r", console=console, artifacts=rows, status="finished")
+    parts = _cut(whole)
+    assert len(parts) > 1
+    assert all(len(p.to_json()) <= MAX_REQUEST_BYTES for p in parts)
+    assert [c for p in parts for c in p.console] == console
+    assert [a for p in parts for a in p.artifacts] == rows
+    assert parts[-1].status == "finished"
+    assert [p.id for p in _cut(whole)] == [p.id for p in parts]
