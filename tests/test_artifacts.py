@@ -126,7 +126,10 @@ def test_large_file_is_streamed_both_ways(notebook: Notebook, tmp_path: Path) ->
             digest.update(chunk)
             f.write(chunk)
 
+    odd = os.urandom(9 * MiB + 7)
     with notebook.start("big") as run:
+        run.attach(odd, name="odd size")
+        run.attach(io.BufferedReader(io.BytesIO(odd)), name="odd stream")  # type: ignore[arg-type]
         stored = run.attach(path)
         assert stored.sha256 == digest.hexdigest()
         assert stored.size == 12 * MiB
@@ -135,6 +138,8 @@ def test_large_file_is_streamed_both_ways(notebook: Notebook, tmp_path: Path) ->
             assert len(first) == MiB
             assert first == path.read_bytes()[:MiB]
 
+    assert notebook.read_artifact(run.id, "odd size") == odd
+    assert notebook.read_artifact(run.id, "odd stream") == odd
     dest = notebook.download_artifact(run.id, "big.bin", tmp_path / "out")
     assert dest == tmp_path / "out"
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == digest.hexdigest()

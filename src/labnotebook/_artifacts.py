@@ -25,6 +25,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO, Protocol
@@ -305,17 +306,30 @@ class BlobStore:
     ) -> tuple[str, int]:
         digest = hashlib.sha256()
         size = 0
-        for chunk in _chunks(fileobj, source_name):
-            size += len(chunk)
-            self._check_size(size, source_name)
-            digest.update(chunk)
-            try:
-                tmp.write(chunk)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot write to the artifact store {str(self.root)!r}: {exc}; "
-                    "free some space or move settings.artifacts"
-                ) from None
+        # From the first full chunk on, each chunk is written by a helper thread
+        # while this one hashes it (both release the GIL): a large file costs
+        # about the slower of the two instead of their sum.
+        pool: ThreadPoolExecutor | None = None
+        writing: Future[int] | None = None
+        try:
+            for chunk in _chunks(fileobj, source_name):
+                size += len(chunk)
+                self._check_size(size, source_name)
+                if writing is not None:
+                    self._written(writing)
+                    writing = None
+                if pool is None and len(chunk) == CHUNK_SIZE:
+                    pool = ThreadPoolExecutor(1, thread_name_prefix="labnotebook-blob")
+                if pool is not None:
+                    writing = pool.submit(tmp.write, chunk)
+                else:
+                    self._written(None, tmp, chunk)
+                digest.update(chunk)
+            if writing is not None:
+                self._written(writing)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         try:
             tmp.flush()
             if sync:
@@ -326,6 +340,24 @@ class BlobStore:
                 "free some space or move settings.artifacts"
             ) from None
         return digest.hexdigest(), size
+
+    def _written(
+        self,
+        writing: Future[int] | None,
+        tmp: IO[bytes] | None = None,
+        chunk: bytes | memoryview | None = None,
+    ) -> None:
+        """Wait for a chunk's write (or write it now), as a StoreError on failure."""
+        try:
+            if writing is not None:
+                writing.result()
+            elif tmp is not None and chunk is not None:
+                tmp.write(chunk)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write to the artifact store {str(self.root)!r}: {exc}; "
+                "free some space or move settings.artifacts"
+            ) from None
 
     def _check_size(self, size: int, source_name: str) -> None:
         if size > self.max_size:
@@ -371,17 +403,19 @@ class BlobStore:
 
 
 def _chunks(fileobj: Readable, source_name: str) -> Iterator[bytes | memoryview]:
-    """The bytes of a file object in chunks; each is valid until the next.
+    """The bytes of a file object in chunks; each is valid until the one after
+    the next is asked for.
 
-    Files and ``BytesIO`` are read into one reused buffer (no allocation per
+    Files and ``BytesIO`` are read into two buffers in turn (no allocation per
     chunk); other objects through ``read()``.
     """
     try:
         if isinstance(fileobj, io.BufferedIOBase | io.RawIOBase):
-            buffer = bytearray(CHUNK_SIZE)
-            view = memoryview(buffer)
-            while n := fileobj.readinto(view):
-                yield view[:n]
+            buffers = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(2)]
+            turn = 0
+            while n := fileobj.readinto(buffers[turn]):
+                yield buffers[turn][:n]
+                turn ^= 1
             return
         while chunk := fileobj.read(CHUNK_SIZE):
             if not isinstance(chunk, bytes | bytearray | memoryview):
