@@ -216,7 +216,11 @@ def run_blob(run_id: str, sha256: str) -> Response:
     check_params(())
     sha = _sha(sha256, status=404)
     full = _run_id(run_id)
+    named = [a for a in store().list_artifacts(full) if a.sha256 == sha]
+    if named:
+        return _send(sha, named[-1].media_type, named[-1].name)
     try:
+        # Not an artifact's own bytes: a file of one of the run's folders?
         store().open_blob(full, sha).close()
     except NotFoundError:
         raise ApiError(
@@ -225,9 +229,6 @@ def run_blob(run_id: str, sha256: str) -> Response:
             f"run {full} has no artifact with sha256 {sha}, or its bytes are missing "
             "from the server's artifact store",
         ) from None
-    named = [a for a in store().list_artifacts(full) if a.sha256 == sha]
-    if named:
-        return _send(sha, named[-1].media_type, named[-1].name)
     return _send(sha, "application/octet-stream", sha)
 
 
