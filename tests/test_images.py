@@ -13,6 +13,7 @@ from PIL import Image
 
 from labnotebook import LabnotebookError, Notebook, ValidationError
 from labnotebook._images import to_png
+from labnotebook._values import MAX_NOTE_LENGTH
 
 
 def _decode(data: bytes) -> Image.Image:
@@ -246,5 +247,7 @@ def test_note_with_a_bad_image_stores_nothing(notebook: Notebook) -> None:
             run.note("x", images={"bad/name": np.zeros((2, 2))})
         with pytest.raises(ValidationError, match="images must be a list"):
             run.note("x", images=np.zeros((2, 2)))
+        with pytest.raises(ValidationError, match="note"):
+            run.note("x" * (MAX_NOTE_LENGTH - 10), images=[np.zeros((2, 2))])
     assert notebook.artifacts(run.id) == []
     assert notebook.get_run(run.id).notes() == []

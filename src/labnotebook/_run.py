@@ -6,6 +6,7 @@ KeyboardInterrupt); a run whose heartbeat stops is shown as ``crashed``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import struct
@@ -382,25 +383,29 @@ class Run:
         from ._artifacts import check_artifact_name
         from ._images import markdown_image, note_images, to_png
 
-        # Encode every picture first, so a bad one stores nothing.
+        # Encode every picture and check the final text first, so a bad picture
+        # or a note grown too long stores nothing.
         encoded = [
             (check_artifact_name(name), to_png(obj))
             for name, obj in note_images(images)
         ]
-        if step is None:
-            step = self._current_step()
-        references = []
-        for name, (data, width, height) in encoded:
-            meta = {"width": width, "height": height, "note": True}
-            row = self._add_artifact(
-                "image", name, data, step=step, media_type="image/png", meta=meta
-            )
-            references.append(markdown_image(name, row.sha256))
-        if not references:
+        if not encoded:
             return text
-        return check_text(
+        references = [
+            markdown_image(name, hashlib.sha256(data).hexdigest())
+            for name, (data, _, _) in encoded
+        ]
+        text = check_text(
             f"{text}\n\n" + "\n".join(references), "a note", MAX_NOTE_LENGTH
         )
+        if step is None:
+            step = self._current_step()
+        for name, (data, width, height) in encoded:
+            meta = {"width": width, "height": height, "note": True}
+            self._add_artifact(
+                "image", name, data, step=step, media_type="image/png", meta=meta
+            )
+        return text
 
     def _current_step(self) -> int | None:
         """The last step logged (or resumed from), None before the first."""
