@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import pathlib
+import time
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 import torch
 
-from labnotebook import Notebook, StoreError, ValidationError
+from labnotebook import Notebook, Settings, StoreError, ValidationError
 from labnotebook._checkpoints import choose, load_bytes, serialise, to_prune
 from labnotebook._store.base import Artifact
+from proxy import Proxy
 
 
 def _artifact(
@@ -375,3 +380,50 @@ def test_prune_validates(
     with pytest.raises(ValidationError, match=message):
         notebook.prune_checkpoints(run.id, **options)
     assert len(notebook.artifacts(run.id)) == 1
+
+
+def test_pictures_and_checkpoints_survive_a_store_outage(
+    make_pg_database: Callable[[], str], tmp_path: pathlib.Path
+) -> None:
+    url = sa.engine.make_url(make_pg_database())
+    proxy = Proxy(url.port or 5432)
+    proxy.start()
+    settings = Settings(
+        url=url.set(port=proxy.port).render_as_string(hide_password=False),
+        home=str(tmp_path / "home"),
+        flush_interval=0.05,
+        retry_interval=0.1,
+        exit_timeout=20.0,
+        capture_console="off",
+        system_metrics_interval=0,
+    )
+    notebook = Notebook(settings)
+    try:
+        run = notebook.start("outage")
+        run.log(loss=1.0, step=0)
+        assert run.flush() is True
+
+        proxy.stop()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            started = time.perf_counter()
+            run.save_checkpoint(np.arange(10), step=1)
+            run.image(np.zeros((2, 2), np.uint8), "samples", step=1)
+            run.note("down", images=[np.ones((2, 2), bool)])
+            assert time.perf_counter() - started < 5, "the store is never waited for"
+            assert run.flush() is False
+
+        proxy.start()
+        assert run.finish() is True
+        stored = notebook.artifacts(run.id)
+        assert [(a.kind, a.name) for a in stored] == [
+            ("checkpoint", "model"),
+            ("image", "samples"),
+            ("image", "note-1"),
+        ]
+        assert np.array_equal(notebook.load_checkpoint(run.id), np.arange(10))
+        note = notebook.get_run(run.id).notes()[0]
+        assert note.text.endswith(f"(sha256:{stored[2].sha256})")
+    finally:
+        notebook.close()
+        proxy.stop()
