@@ -75,3 +75,25 @@ def test_system_group_on_the_run_page(
         group.locator('figure[data-metric="sys/cpu_percent"] canvas')
     ).to_be_visible()
     assert not problems.errors, problems.errors
+
+
+def test_system_group_on_the_compare_page(
+    sampled_run: tuple[str, str], open_page: Any
+) -> None:
+    base, run_id = sampled_run
+    page, problems = open_page()
+    page.goto(f"{base}/compare?runs={run_id}")
+
+    metrics = page.locator('section[aria-label="Metrics"]')
+    expect(metrics.locator('figure[data-metric="loss"] canvas')).to_be_visible()
+    expect(metrics.locator('figure[data-metric^="sys/"]')).to_have_count(0)
+
+    group = page.locator('section[aria-label="System metrics"]')
+    toggle = group.get_by_role("button", name=re.compile(r"^System"))
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(group.locator("figure")).to_have_count(0)
+    toggle.click()
+    expect(
+        group.locator('figure[data-metric="sys/cpu_percent"] canvas')
+    ).to_be_visible()
+    assert not problems.errors, problems.errors
