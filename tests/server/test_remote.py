@@ -195,13 +195,23 @@ def test_logging_through_the_server_matches_logging_directly(
     store_url: str, server: ServerProcess, tmp_path: Path
 ):
     lab = labnotebook
+    # No system metrics: their samples depend on timing, not on the path taken.
     lab.init(
-        server.url, token=TOKEN, home=str(tmp_path / "remote"), flush_interval=0.05
+        server.url,
+        token=TOKEN,
+        home=str(tmp_path / "remote"),
+        flush_interval=0.05,
+        system_metrics_interval=0,
     )
     try:
         remote_id = _log_everything(lab.current(), "through-server")
         direct = Notebook(
-            Settings(url=store_url, home=str(tmp_path / "direct"), flush_interval=0.05)
+            Settings(
+                url=store_url,
+                home=str(tmp_path / "direct"),
+                flush_interval=0.05,
+                system_metrics_interval=0,
+            )
         )
         direct_id = _log_everything(direct, "direct")
 
