@@ -410,8 +410,17 @@ def _chunks(fileobj: Readable, source_name: str) -> Iterator[bytes | memoryview]
     chunk); other objects through ``read()``.
     """
     try:
+        if isinstance(fileobj, io.BytesIO):
+            # In memory already: slices of its own buffer, no copy at all.
+            start = fileobj.tell()
+            with fileobj.getbuffer() as whole:
+                for offset in range(start, len(whole), CHUNK_SIZE):
+                    yield whole[offset : offset + CHUNK_SIZE]
+                fileobj.seek(len(whole))
+            return
         if isinstance(fileobj, io.BufferedIOBase | io.RawIOBase):
-            buffers = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(2)]
+            size = _buffer_size(fileobj)
+            buffers = [memoryview(bytearray(size)) for _ in range(2)]
             turn = 0
             while n := fileobj.readinto(buffers[turn]):
                 yield buffers[turn][:n]
@@ -426,6 +435,20 @@ def _chunks(fileobj: Readable, source_name: str) -> Iterator[bytes | memoryview]
             yield chunk
     except OSError as exc:
         raise ValidationError(f"cannot read {source_name}: {exc}") from None
+
+
+def _buffer_size(fileobj: io.BufferedIOBase | io.RawIOBase) -> int:
+    """CHUNK_SIZE, or less for a regular file known to be smaller (a small file
+    then costs no 4 MiB buffers); one byte more than the size so that the end of
+    the file is seen by the second read.
+    """
+    try:
+        info = os.fstat(fileobj.fileno())
+        if stat.S_ISREG(info.st_mode):
+            return max(1, min(CHUNK_SIZE, info.st_size - fileobj.tell() + 1))
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        pass
+    return CHUNK_SIZE
 
 
 def _syncfs(folder: Path) -> bool:
