@@ -1,5 +1,10 @@
 """Log a few example runs: logistic regression on synthetic data, several settings.
 
+Each run logs its loss at every step and its validation accuracy per epoch, a
+picture of the weights per epoch (a series with a step slider on the run page),
+a checkpoint of the weights per epoch (the best three by accuracy are kept), its
+configuration as a file, and a closing note with a histogram taped in.
+
     python examples/train.py            # adds the example runs once
     python examples/train.py --again    # adds another set
 
@@ -9,6 +14,7 @@ Uses the default store (or LABNOTEBOOK_URL). Only numpy is needed.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 
 import numpy as np
@@ -60,10 +66,39 @@ def train(config: dict[str, float | int | str], x: np.ndarray, y: np.ndarray) ->
             val_p = 1 / (1 + np.exp(-x_val @ w))
             acc = float(np.mean((val_p > 0.5) == y_val))
             run.log({"val/acc": acc}, step=step - 1)
+            run.image(weights_picture(w), "weights", step=step - 1)
+            run.save_checkpoint(w, step=step - 1, name="weights")
+        run.prune_checkpoints(
+            "weights", keep_last=1, keep_best=3, metric="val/acc", mode="max"
+        )
+        run.attach(json.dumps(config, indent=2).encode(), name="config.json")
         run.note(
             f"**Finished** after {config['epochs']} epochs: validation accuracy "
-            f"{acc:.3f}."
+            f"{acc:.3f}. Validation scores, by true class:",
+            images={"scores": score_histogram(val_p, y_val)},
         )
+
+
+def weights_picture(w: np.ndarray) -> np.ndarray:
+    """The weights as a 4x5 grid of squares: red positive, blue negative."""
+    scale = max(float(np.abs(w).max()), 1e-12)
+    grid = (w / scale).reshape(4, 5)
+    rgb = np.stack([grid.clip(0, 1), np.zeros_like(grid), (-grid).clip(0, 1)], axis=-1)
+    return np.kron(rgb, np.ones((24, 24, 1)))
+
+
+def score_histogram(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Two bar histograms of the scores (class 0 above, class 1 below), as an image."""
+    height, bins = 60, 40
+    picture = np.ones((2 * height + 4, bins * 4, 3))
+    for row, cls in enumerate((0.0, 1.0)):
+        counts, _ = np.histogram(scores[labels == cls], bins=bins, range=(0, 1))
+        bars = (counts / max(int(counts.max()), 1) * (height - 1)).astype(int)
+        base = row * (height + 4) + height
+        colour = (0.2, 0.4, 0.8) if cls == 0 else (0.85, 0.35, 0.2)
+        for i, bar in enumerate(bars):
+            picture[base - bar : base, i * 4 : i * 4 + 3] = colour
+    return picture
 
 
 def main() -> None:
