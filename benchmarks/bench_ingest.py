@@ -45,7 +45,7 @@ Rows = list[tuple[int, int, float, float]]
 def ingest_with_log(url: str, home: Path, steps: int) -> float:
     """Seconds from the first log() to finish() returning, everything stored."""
     notebook = Notebook(Settings(url=url, home=str(home), exit_timeout=3600))
-    run = notebook.start(experiment="bench-ingest")
+    run = notebook.start(experiment="bench-ingest", system_metrics=False)
     start = time.perf_counter()
     for i in range(steps):
         x = i * 1e-3

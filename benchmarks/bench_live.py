@@ -108,7 +108,7 @@ def log_latencies(
     """Latency of ``samples`` single log() calls, through the server."""
     subscriber = Subscriber(server)
     notebook = Notebook(Settings(url=server, token=TOKEN, home=str(home)))
-    run = notebook.start(experiment="bench-live")
+    run = notebook.start(experiment="bench-live", system_metrics=False)
     subscriber.wait(run.id, 0.0, lambda: True)
 
     latencies: list[float] = []
@@ -135,7 +135,7 @@ def direct_latencies(
     """Latency of a batch written straight into the database (no client writer)."""
     subscriber = Subscriber(server)
     notebook = Notebook(Settings(url=store.url, home=str(home)))
-    run = notebook.start(experiment="bench-live-floor")
+    run = notebook.start(experiment="bench-live-floor", system_metrics=False)
     run_id = run.id
     subscriber.wait(run_id, 0.0, lambda: True)
     latencies: list[float] = []

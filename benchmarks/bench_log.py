@@ -134,7 +134,7 @@ def time_floor(n: int) -> Clocks:
 
 
 def time_log(notebook: Notebook, n: int, kwargs: bool) -> Clocks:
-    run = notebook.start(experiment="bench-log")
+    run = notebook.start(experiment="bench-log", system_metrics=False)
     try:
         return loop_log_kwargs(n, run) if kwargs else loop_log(n, run)
     finally:

@@ -66,7 +66,7 @@ def child(config: dict[str, Any]) -> None:
     if config["buffer_limit"]:
         settings["buffer_limit"] = config["buffer_limit"]
     labnotebook.init(config["url"], **settings)
-    run = labnotebook.start(experiment="bench-memory")
+    run = labnotebook.start(experiment="bench-memory", system_metrics=False)
     start = time.perf_counter()
     for i in range(config["points"] // METRICS):
         x = i * 1e-3

@@ -49,7 +49,7 @@ from labnotebook import Notebook, Settings
 
 url, token, home, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 notebook = Notebook(Settings(url=url, token=token, home=home))
-run = notebook.start(experiment="bench-remote")
+run = notebook.start(experiment="bench-remote", system_metrics=False)
 print("ready", flush=True)
 sys.stdin.readline()
 start = time.time()

@@ -254,22 +254,26 @@ class _StreamProxy:
         self._lnb_capture = capture
 
     def write(self, text: Any) -> Any:
-        written = self._lnb_original.write(text)
         capture = self._lnb_capture
-        if capture.keeping:
-            try:
-                if type(text) is str:
+        if type(text) is str:
+            # Recorded before it is written: whatever a reader of the real stream
+            # has seen is in the run, even when the process is stopped by a signal
+            # right after this write.
+            if text and capture.keeping:
+                try:
                     # ConsoleCapture.record(), inlined: this runs on every print().
-                    if text:
-                        capture.entries.append((_now(), self._lnb_name, text))
-                        capture.counted += len(text)
-                        if capture.counted > capture.limit:
-                            capture.truncated = True
-                            capture.keeping = False
-                elif isinstance(text, (str, bytes, bytearray)):
-                    capture.record(self._lnb_name, text)
-            except Exception:  # noqa: S110 - a failed copy must never break print()
-                pass
+                    capture.entries.append((_now(), self._lnb_name, text))
+                    capture.counted += len(text)
+                    if capture.counted > capture.limit:
+                        capture.truncated = True
+                        capture.keeping = False
+                except Exception:  # noqa: S110 - a failed copy must never break print()
+                    pass
+            return self._lnb_original.write(text)
+        written = self._lnb_original.write(text)
+        if capture.keeping and isinstance(text, (bytes, bytearray)):
+            with contextlib.suppress(Exception):  # as above
+                capture.record(self._lnb_name, text)
         return written
 
     def writelines(self, lines: Any) -> None:
@@ -318,10 +322,10 @@ class _BufferProxy:
         self._lnb_capture = capture
 
     def write(self, data: Any) -> Any:
-        written = self._lnb_original.write(data)
+        # Recorded first, as in _StreamProxy.write.
         with contextlib.suppress(Exception):  # a failed copy never breaks a write
             self._lnb_capture.record(self._lnb_name, bytes(memoryview(data)))
-        return written
+        return self._lnb_original.write(data)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_lnb_"):  # not set yet (a copy being made)
