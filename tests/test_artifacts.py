@@ -314,6 +314,29 @@ def test_unreadable_file_is_refused(notebook: Notebook, tmp_path: Path) -> None:
     assert notebook.artifacts(run.id) == []
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_named_pipes_and_devices_are_refused_without_waiting(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    # Opening a named pipe with no writer would block forever.
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(b"a")
+    os.mkfifo(folder / "pipe")
+    with notebook.start("r") as run:
+        for path in (fifo, Path("/dev/zero")):
+            with pytest.raises(ValidationError, match="not a regular file"):
+                run.attach(path)
+            with pytest.raises(ValidationError, match="not an existing file"):
+                run.save_checkpoint(path)
+        # In a folder, only regular files are kept.
+        assert run.attach(folder).meta["files"] == 1
+    assert [a.name for a in notebook.artifacts(run.id)] == ["folder"]
+    assert not temp_files(notebook.settings)
+
+
 @pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
 def test_file_that_fails_to_read_is_refused(notebook: Notebook) -> None:
     # Reading /proc/self/mem at offset 0 fails with EIO: a real unreadable file.

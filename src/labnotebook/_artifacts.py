@@ -207,7 +207,10 @@ class BlobStore:
     def _open_source(self, source: Path) -> BinaryIO:
         """A file to store, opened, checked to be a regular file within the limit."""
         try:
-            f = open(source, "rb")  # noqa: SIM115 (the caller closes it)
+            # O_NONBLOCK: opening a named pipe must not wait for a writer (it is
+            # then refused below as not a regular file); regular files ignore it.
+            fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            f = open(fd, "rb")  # noqa: SIM115 (the caller closes it)
         except FileNotFoundError:
             raise ValidationError(
                 f"file {str(source)!r} does not exist; check the path"
@@ -225,6 +228,10 @@ class BlobStore:
             raise ValidationError(f"cannot read {str(source)!r}: {exc}") from None
         try:
             info = os.fstat(f.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise ValidationError(
+                    f"{str(source)!r} is a folder; attach it with run.attach(path)"
+                )
             if not stat.S_ISREG(info.st_mode):
                 raise ValidationError(
                     f"{str(source)!r} is not a regular file; attach a file or a folder"
