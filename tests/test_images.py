@@ -62,6 +62,7 @@ def test_non_contiguous_array() -> None:
     ("array", "message"),
     [
         (np.zeros((4, 6, 2), np.uint8), r"shape \(4, 6, 2\)"),
+        (np.zeros((3, 32, 32)), r"channels first.*transpose\(1, 2, 0\)"),
         (np.zeros((1, 4, 6, 3), np.uint8), r"shape \(1, 4, 6, 3\)"),
         (np.zeros(5, np.uint8), r"shape \(5,\)"),
         (np.zeros((4, 6), np.complex64), "dtype complex64"),

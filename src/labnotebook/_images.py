@@ -137,8 +137,14 @@ def _array_png(array: Any) -> bytes:
     if array.ndim == 3 and shape[2] == 1:
         array = array[:, :, 0]
     if not (array.ndim == 2 or (array.ndim == 3 and shape[2] in (3, 4))):
+        hint = ""
+        if array.ndim == 3 and shape[0] in (1, 3, 4):
+            hint = (
+                "; this looks like channels first (CxHxW): pass "
+                "a.transpose(1, 2, 0) for HxWxC"
+            )
         raise ValidationError(
-            f"cannot store an array of {described} as an image; give {ACCEPTED}"
+            f"cannot store an array of {described} as an image; give {ACCEPTED}{hint}"
         )
     if 0 in shape:
         raise ValidationError(
