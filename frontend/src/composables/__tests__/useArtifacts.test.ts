@@ -130,7 +130,7 @@ describe('useBlobUrls', () => {
 })
 
 describe('useArtifacts', () => {
-  it('lists the artifacts and reads them again at most every 5 s while the run changes', async () => {
+  it('lists the artifacts, read again at most every 5 s while the run changes', async () => {
     vi.useFakeTimers()
     const calls = serve([artifact(1, 'a', 0)])
     const tick = ref(0)

@@ -15,7 +15,9 @@ const ENVIRONMENT: Record<string, Json> = {
     remote: 'https://github.com/lab/model.git',
     dirty: true,
     untracked: ['notes.txt'],
-    diff: `diff --git a/train.py b/train.py\n--- a/train.py\n+++ b/train.py\n@@ -1 +1 @@\n-lr = 0.1\n+${XSS}\n`,
+    diff:
+      'diff --git a/train.py b/train.py\n--- a/train.py\n+++ b/train.py\n' +
+      `@@ -1 +1 @@\n-lr = 0.1\n+${XSS}\n`,
     diff_truncated: true,
   },
   python: { version: '3.11.7', implementation: 'CPython', executable: '/usr/bin/python3' },
