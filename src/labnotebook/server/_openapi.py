@@ -898,10 +898,26 @@ def _paths() -> J:
             ),
         },
         "/api/v1/blobs/{sha256}": {
+            "head": _op(
+                "Whether the server holds these bytes (no body either way)",
+                {
+                    "200": {
+                        "description": "Stored",
+                        "headers": {
+                            "X-Blob-Size": {
+                                "description": "The blob's size in bytes.",
+                                "schema": {"type": "integer", "minimum": 0},
+                            }
+                        },
+                    },
+                    "404": {"description": "Not stored, or not a sha256"},
+                },
+                params=[_BLOB_SHA256],
+                tag="artifacts",
+            ),
             "put": {
                 **_op(
-                    "Upload bytes by their SHA-256 (streamed, checked while "
-                    "written); HEAD on the same path answers 200 or 404",
+                    "Upload bytes by their SHA-256 (streamed, checked while written)",
                     {
                         "200": _ok(_ref("Blob"), "Already stored"),
                         "201": _ok(_ref("Blob"), "Stored"),
