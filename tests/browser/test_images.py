@@ -4,6 +4,7 @@ Runs are logged through the tracking server, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,11 @@ def pictured(
                 )
                 run.note(f"Payload {XSS}", images={XSS: np.ones((3, 3), bool)})
                 run.save_checkpoint(CHECKPOINT, name="weights.bin")
+                data = folder / "data"
+                (data / "sub").mkdir(parents=True)
+                (data / "a.txt").write_bytes(b"alpha")
+                (data / "sub" / "b.bin").write_bytes(bytes(range(256)) * 4)
+                run.attach(data)
         finally:
             notebook.close()
         yield base, run.id
@@ -150,7 +156,7 @@ def test_artifacts_are_listed_and_download(
     page.goto(f"{base}/runs/{run_id}")
 
     table = page.locator("section.artifacts table")
-    expect(table.locator("tbody tr")).to_have_count(7)
+    expect(table.locator("tbody tr")).to_have_count(8)
     row = table.locator("tr", has_text="weights.bin")
     expect(row).to_contain_text("checkpoint")
     expect(row).to_contain_text("900 B")
@@ -161,6 +167,22 @@ def test_artifacts_are_listed_and_download(
     target = tmp_path / "weights.bin"
     download.save_as(target)
     assert target.read_bytes() == CHECKPOINT
+
+    # A folder shows its files' total size and downloads as a tar file.
+    row = table.locator("tr", has_text="data")
+    expect(row).to_contain_text("folder")
+    expect(row).to_contain_text("1.0 kB")
+    with page.expect_download() as info:
+        row.get_by_role("button", name="Download data").click()
+    download = info.value
+    assert download.suggested_filename == "data.tar"
+    archive = tmp_path / "data.tar"
+    download.save_as(archive)
+    with tarfile.open(archive) as tar:
+        assert sorted(tar.getnames()) == ["data/a.txt", "data/sub/b.bin"]
+        member = tar.extractfile("data/sub/b.bin")
+        assert member is not None
+        assert member.read() == bytes(range(256)) * 4
     assert problems.errors == []
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import uuid
@@ -197,7 +199,9 @@ def test_a_batch_naming_bytes_not_uploaded_is_refused_whole(
     ]
 
 
-def test_a_folder_needs_every_file_uploaded(client: FlaskClient) -> None:
+def test_a_folder_needs_every_file_uploaded(
+    client: FlaskClient, server_blobs: Path
+) -> None:
     files = {"a.txt": b"alpha", "sub/b.txt": b"beta"}
     manifest = json.dumps(
         {
@@ -228,6 +232,35 @@ def test_a_folder_needs_every_file_uploaded(client: FlaskClient) -> None:
     folder_id = _by_name(client)["data"]["id"]
     manifest_download = client.get(f"/api/v1/runs/run1/artifacts/{folder_id}/content")
     assert manifest_download.data == manifest
+
+    # The whole folder, as a tar file of data/<path> members.
+    archive = client.get(f"/api/v1/runs/run1/artifacts/{folder_id}/archive")
+    assert archive.status_code == 200
+    assert archive.mimetype == "application/x-tar"
+    assert archive.content_length == len(archive.data)
+    assert 'filename="data.tar"' in archive.headers["Content-Disposition"]
+    with tarfile.open(fileobj=io.BytesIO(archive.data)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert sorted(members) == ["data/a.txt", "data/sub/b.txt"]
+        assert members["data/a.txt"].mode == 0o644
+        assert tar.extractfile("data/sub/b.txt").read() == b"beta"  # type: ignore[union-attr]
+
+    # Only folders have one; a folder whose bytes are gone says so.
+    upload(client, b"plain")
+    attach(client, "run1", row(b"plain", "plain.txt"))
+    plain_id = _by_name(client)["plain.txt"]["id"]
+    error_of(
+        client.get(f"/api/v1/runs/run1/artifacts/{plain_id}/archive"),
+        422,
+        "not_a_folder",
+    )
+    BlobStore(server_blobs, 4096).delete(sha(b"alpha"))
+    error = error_of(
+        client.get(f"/api/v1/runs/run1/artifacts/{folder_id}/archive"),
+        404,
+        "blob_missing",
+    )
+    assert "attach it again" in error["message"]
 
 
 _GOOD = row(b"x")

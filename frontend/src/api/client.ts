@@ -364,6 +364,11 @@ export const api = {
     return await requestBlob(`/runs/${path(id)}/artifacts/${path(artifactId)}/content`, signal)
   },
 
+  /** A folder artifact as one tar file (`<name>/<path>` members). */
+  async artifactArchive(id: string, artifactId: number, signal?: AbortSignal): Promise<Blob> {
+    return await requestBlob(`/runs/${path(id)}/artifacts/${path(artifactId)}/archive`, signal)
+  },
+
   /** Console chunks after the cursor `after`, oldest first; `q` keeps chunks containing it. */
   async console(
     id: string,

@@ -108,11 +108,14 @@ export function useBlobUrls(limit = MAX_BLOB_URLS) {
 
 /** Save an artifact as a file through the browser (its bytes fetched with the token). */
 export async function downloadArtifact(artifact: Artifact): Promise<void> {
-  const blob = await api.artifactContent(artifact.run_id, artifact.id)
+  const folder = artifact.kind === 'folder'
+  const blob = folder
+    ? await api.artifactArchive(artifact.run_id, artifact.id)
+    : await api.artifactContent(artifact.run_id, artifact.id)
   const url = URL.createObjectURL(blob)
   const link = document.createElement('a')
   link.href = url
-  link.download = artifact.kind === 'folder' ? `${artifact.name}.manifest.json` : artifact.name
+  link.download = folder ? `${artifact.name}.tar` : artifact.name
   document.body.appendChild(link)
   link.click()
   link.remove()

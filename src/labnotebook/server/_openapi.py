@@ -999,6 +999,38 @@ def _paths() -> J:
                 "No such run or artifact, or its bytes are missing.",
             ),
         },
+        "/api/v1/runs/{run_id}/artifacts/{artifact_id}/archive": {
+            "get": _op(
+                "A folder artifact as one uncompressed tar file (members "
+                "<name>/<path>, with their permission bits), streamed",
+                {
+                    "200": {
+                        "description": "The tar file; Content-Length is exact",
+                        "content": {
+                            "application/x-tar": {
+                                "schema": {"type": "string", "format": "binary"}
+                            }
+                        },
+                        "headers": {
+                            "Content-Disposition": {
+                                "description": "attachment; filename=<name>.tar",
+                                "schema": {"type": "string"},
+                            },
+                            "X-Content-Type-Options": {"schema": {"const": "nosniff"}},
+                        },
+                    },
+                    "404": _error(
+                        "No such run or artifact, or the folder's bytes are missing."
+                    ),
+                    "422": _error(
+                        "The artifact is not a folder, or the prefix matches "
+                        "several runs."
+                    ),
+                },
+                params=[_RUN_ID, _ARTIFACT_ID],
+                tag="artifacts",
+            ),
+        },
         "/api/v1/runs/{run_id}/blobs/{sha256}": {
             "get": _download(
                 "One of a run's blobs (an artifact or a file of a folder), with "
