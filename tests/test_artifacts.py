@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -747,3 +748,25 @@ def test_cli_lists_and_downloads_artifacts(
     assert "Error: run" in result.output and "at step 3" in result.output
     result = cli("download", run.id, "../x", code=1)
     assert "no artifact named" in result.output or "contains '/'" in result.output
+
+
+def test_temp_files_left_by_a_killed_write_are_removed_when_a_notebook_opens(
+    settings: Settings, tmp_path: Path
+) -> None:
+    blobs = BlobStore(settings.artifacts_path, settings.max_artifact_size)
+    blobs.tmp_dir.mkdir(parents=True)
+    stale = blobs.tmp_dir / "put-stale"
+    stale.write_bytes(b"half an upload")
+    day_ago = time.time() - 25 * 3600
+    os.utime(stale, (day_ago, day_ago))
+    fresh = blobs.tmp_dir / "put-fresh"
+    fresh.write_bytes(b"a write in progress")
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"not the store's")
+    os.utime(outside, (day_ago, day_ago))
+    (blobs.tmp_dir / "link").symlink_to(outside)
+
+    Notebook(settings).close()
+    assert not stale.exists()
+    assert fresh.exists()
+    assert outside.exists()

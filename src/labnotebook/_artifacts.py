@@ -24,6 +24,7 @@ import re
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from ._values import _check_encodable, _short
 
 #: Bytes read and written at a time while copying.
 CHUNK_SIZE = 4 << 20
+#: Temp files older than this (seconds) are left over from a killed write.
+STALE_TEMP_AGE = 24 * 3600
 MAX_ARTIFACT_NAME_LENGTH = 255
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
 #: Media type of a folder's manifest blob.
@@ -295,6 +298,28 @@ class BlobStore:
                 f"cannot write to the artifact store {str(self.root)!r}: {exc}; "
                 "free some space or move settings.artifacts"
             ) from None
+
+    def remove_stale_temp_files(self, max_age: float = STALE_TEMP_AGE) -> int:
+        """Delete temp files untouched for ``max_age`` seconds; returns how many.
+
+        A write in progress keeps its file's modification time fresh, so only
+        the leftovers of a process killed mid-write (SIGKILL, power loss) are
+        old. Errors are ignored: this is housekeeping.
+        """
+        removed = 0
+        cutoff = time.time() - max_age
+        try:
+            entries = list(os.scandir(self.tmp_dir))
+        except OSError:
+            return 0
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False) and (
+                    entry.stat(follow_symlinks=False).st_mtime < cutoff
+                ):
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
 
     def _temp_file(self) -> IO[bytes]:
         try:

@@ -48,6 +48,7 @@ class Notebook:
         self.blobs = BlobStore(
             self.settings.artifacts_path, self.settings.max_artifact_size
         )
+        self.blobs.remove_stale_temp_files()
         self.store = store or open_store(
             self.settings.store_url,
             token=self.settings.token,

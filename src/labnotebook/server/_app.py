@@ -45,6 +45,7 @@ def create_app(config: ServerConfig | Mapping[str, Any] | None = None) -> Flask:
     install_json(app)
 
     blobs = BlobStore(config.artifacts_path, config.max_artifact_size)
+    blobs.remove_stale_temp_files()
     store = SqlStore(config.store, crash_timeout=config.crash_timeout, blobs=blobs)
     app.extensions["labnotebook"] = State(config, store)
     app.extensions[artifacts.EXTENSION] = blobs
