@@ -532,15 +532,24 @@ def test_summary_through_a_tracking_server(store_url: str, tmp_path: Path) -> No
     try:
         run = notebook.start("remote", system_metrics=False)
         live = RunSummary(run)
-        for step in range(300):
+        for step in range(5000):
             run.log(loss=1.0 / (step + 1))
         run.flush()
         live.read()
-        assert ">step 299<" in live.html() and ">running<" in live.html()
+        assert ">step 4999<" in live.html() and ">running<" in live.html()
+        # The first read is the server's downsampled curve, not every point.
+        steps, _ = live._series["loss"].points()
+        assert steps[0] == 0 and len(steps) <= 3 * SEED_BUCKETS + 1
         run.finish()
 
         page = summary_html(notebook.get_run(run.id))
-        assert ">finished<" in page and ">0.003333<" in page
+        assert ">finished<" in page and ">0.0002<" in page
+        curve, missing = notebook.store.downsample(  # type: ignore[attr-defined]
+            [(run.id, "loss"), (run.id, "nope")], 10, start=1000
+        )
+        assert missing is None
+        assert curve.count == 4000 and curve.downsampled
+        assert curve.steps[0] == 1000 and curve.steps[-1] == 4999
         assert f'href="{url}/runs/{run.id}"' in page
         assert "token-0123" not in page
     finally:

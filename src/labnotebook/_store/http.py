@@ -68,6 +68,7 @@ from .base import (
     RunRecord,
     Summary,
 )
+from .rollup import Downsampled
 
 if TYPE_CHECKING:
     from .._artifacts import BlobStore
@@ -91,6 +92,8 @@ PIECE_POINTS = 10_000
 RUNS_PAGE = 1000
 #: Points per page when reading a run's history.
 POINTS_PAGE = 50_000
+#: Series asked for in one ``GET /series`` (the server's max_series is 200).
+SERIES_PER_REQUEST = 100
 #: Console chunks per page (the server's maximum).
 CONSOLE_PAGE = 10_000
 #: Bytes read from a download at a time.
@@ -389,6 +392,49 @@ class HttpStore:
         present = self.metric_keys(run_id)
         wanted = present if keys is None else [k for k in keys if k in set(present)]
         return {key: self._points(run_id, key, start, stop) for key in wanted}
+
+    def downsample(
+        self,
+        pairs: list[tuple[str, str]],
+        buckets: int,
+        start: int | None = None,
+        stop: int | None = None,
+    ) -> list[Downsampled | None]:
+        """Each (run id, key) series in ``[start, stop)`` in at most ``buckets``
+        buckets (min, max and last point of each), or ``None`` if it has no
+        series, read with the server's ``/series`` (the dashboard's charts).
+
+        The server sends steps and values only: ``times`` is empty.
+        """
+        by_run: dict[str, list[str]] = {}
+        for run_id, key in pairs:
+            by_run.setdefault(run_id, [])
+            if key not in by_run[run_id]:
+                by_run[run_id].append(key)
+        found: dict[tuple[str, str], Downsampled] = {}
+        for run_id, keys in by_run.items():
+            for first in range(0, len(keys), SERIES_PER_REQUEST):
+                params: dict[str, Any] = {
+                    "run": run_id,
+                    "key": keys[first : first + SERIES_PER_REQUEST],
+                    "buckets": buckets,
+                }
+                if start is not None:
+                    params["start"] = start
+                if stop is not None:
+                    params["stop"] = stop
+                data = self._call("GET", "/series", params=params)
+                for entry in data.get("series", []):
+                    if not entry.get("count") and not entry.get("x"):
+                        continue
+                    found[run_id, str(entry["key"])] = Downsampled(
+                        steps=[int(x) for x in entry["x"]],
+                        values=[_float(y) for y in entry["y"]],
+                        times=[],
+                        count=int(entry["count"]),
+                        downsampled=bool(entry["downsampled"]),
+                    )
+        return [found.get(pair) for pair in pairs]
 
     def _points(
         self, run_id: str, key: str, start: int | None, stop: int | None
