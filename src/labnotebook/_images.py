@@ -181,7 +181,9 @@ def _array_png(array: Any) -> bytes:
 def _float_pixels(array: Any, described: str) -> Any:
     import numpy as np
 
-    values = array.astype(np.float64)
+    # float32 and float64 as they are (no copy of a large picture); float16
+    # widened, since 255 times its values is computed in its own type.
+    values = array if array.dtype.itemsize >= 4 else array.astype(np.float32)
     finite = np.isfinite(values)
     if not finite.all():
         bad = int(values.size - np.count_nonzero(finite))
