@@ -123,6 +123,12 @@ def test_sigterm_marks_killed_and_flushes_everything(
     [
         ("run = lab.start(); run.log(x=1.0)\nraise ValueError('boom')", "failed", 1),
         ("run = lab.start(); run.log(x=1.0)\n", "finished", 0),
+        # No reference kept: the run is still active, and finished at exit.
+        (
+            "import gc\nlab.start().log(x=1.0)\ngc.collect()\ntime.sleep(0.3)",
+            "finished",
+            0,
+        ),
         ("run = lab.start(); run.log(x=1.0)\nsys.exit(3)", "finished", 3),
         ("with lab.start() as run:\n    run.log(x=1.0)\n    sys.exit(2)", "failed", 2),
         ("run = lab.start(); run.log(x=1.0)\nraise KeyboardInterrupt", "killed", -2),

@@ -14,7 +14,6 @@ import socket
 import sys
 import threading
 import traceback
-import weakref
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_active: weakref.WeakSet[Run] = weakref.WeakSet()
+#: Runs started and not yet finished, held strongly: a run whose last reference
+#: the caller dropped (``lab.start().log(x=1)``) is still active, and still
+#: finished at exit, on an uncaught exception or on SIGTERM. Kept in start order.
+_active: dict[Run, None] = {}
+# Reentrant: the SIGTERM handler may run while this thread holds it.
+_active_lock = threading.RLock()
 _installed = False
 _install_lock = threading.Lock()
 _previous_excepthook = sys.excepthook
@@ -32,19 +36,22 @@ _previous_sigterm: Any = None
 
 def register(run: Run) -> None:
     _install()
-    _active.add(run)
+    with _active_lock:
+        _active[run] = None
 
 
 def unregister(run: Run) -> None:
-    _active.discard(run)
+    with _active_lock:
+        _active.pop(run, None)
 
 
 def active_runs() -> list[Run]:
-    return list(_active)
+    with _active_lock:
+        return list(_active)
 
 
 def _finish_all(status: str, error: str | None = None) -> None:
-    for run in list(_active):
+    for run in active_runs():
         try:
             run.finish(status, error=error)
         except Exception:
