@@ -36,6 +36,8 @@ from ._values import _check_encodable, _short
 
 #: Bytes read and written at a time while copying.
 CHUNK_SIZE = 4 << 20
+#: A large file's write-back to disk is started every this many bytes.
+WRITEBACK_EVERY = 16 << 20
 #: Temp files older than this (seconds) are left over from a killed write.
 STALE_TEMP_AGE = 24 * 3600
 MAX_ARTIFACT_NAME_LENGTH = 255
@@ -340,9 +342,12 @@ class BlobStore:
         size = 0
         # From the first full chunk on, each chunk is written by a helper thread
         # while this one hashes it (both release the GIL): a large file costs
-        # about the slower of the two instead of their sum.
+        # about the slower of the two instead of their sum. Every WRITEBACK_EVERY
+        # bytes the helper also asks the kernel to start writing them to disk, so
+        # that the final fsync has little left to wait for.
         pool: ThreadPoolExecutor | None = None
         writing: Future[int] | None = None
+        unsynced = 0
         try:
             for chunk in _chunks(fileobj, source_name):
                 size += len(chunk)
@@ -353,7 +358,11 @@ class BlobStore:
                 if pool is None and len(chunk) == CHUNK_SIZE:
                     pool = ThreadPoolExecutor(1, thread_name_prefix="labnotebook-blob")
                 if pool is not None:
-                    writing = pool.submit(tmp.write, chunk)
+                    unsynced += len(chunk)
+                    flush = unsynced >= WRITEBACK_EVERY
+                    if flush:
+                        unsynced = 0
+                    writing = pool.submit(_write_chunk, tmp, chunk, flush)
                 else:
                     self._written(None, tmp, chunk)
                 digest.update(chunk)
@@ -467,6 +476,25 @@ def _chunks(fileobj: Readable, source_name: str) -> Iterator[bytes | memoryview]
             yield chunk
     except OSError as exc:
         raise ValidationError(f"cannot read {source_name}: {exc}") from None
+
+
+def _write_chunk(tmp: IO[bytes], chunk: bytes | memoryview, flush: bool) -> int:
+    """Write a chunk; with ``flush``, start writing what is written so far to disk.
+
+    ``POSIX_FADV_DONTNEED`` starts the write-back of the file's dirty pages
+    without waiting for it (and drops the pages already written from the page
+    cache: a large blob is not read again soon). Where it is missing, the final
+    fsync does all the work.
+    """
+    written = tmp.write(chunk)
+    if flush and _DONTNEED is not None:
+        tmp.flush()
+        with contextlib.suppress(OSError):  # only a hint
+            os.posix_fadvise(tmp.fileno(), 0, 0, _DONTNEED)
+    return written
+
+
+_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None)
 
 
 def _buffer_size(fileobj: io.BufferedIOBase | io.RawIOBase) -> int:
