@@ -30,6 +30,25 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("labnotebook", appauthor=False))
 
 
+def default_artifacts(store_url: str, home: Path) -> Path:
+    """The artifact store when the ``artifacts`` setting is empty: the folder
+    ``artifacts`` next to a SQLite store's file, else ``<home>/artifacts``.
+
+    Clients and the tracking server follow the same rule, so a server started on
+    a SQLite file finds the bytes that scripts attached to runs in it.
+    """
+    if store_url.startswith("sqlite"):
+        import sqlalchemy as sa
+
+        try:
+            database = sa.engine.make_url(store_url).database
+        except sa.exc.ArgumentError:
+            database = None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            return Path(database).parent / "artifacts"
+    return home / "artifacts"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Client settings. Each field maps to ``LABNOTEBOOK_<FIELD NAME IN CAPITALS>``."""
@@ -53,7 +72,8 @@ class Settings:
     #: Seconds to wait between attempts to reach a failing store.
     retry_interval: float = 2.0
     #: Folder of the artifact store (files, images, checkpoints); default
-    #: ``<home>/artifacts``. For a tracking server it is the local cache of uploads.
+    #: ``artifacts`` next to a SQLite store's file, else ``<home>/artifacts``. For a
+    #: tracking server it is the local cache of uploads.
     artifacts: str = ""
     #: Largest file, in bytes, that may be attached to a run.
     max_artifact_size: int = 10 * 2**30
@@ -138,8 +158,10 @@ class Settings:
 
     @property
     def artifacts_path(self) -> Path:
-        """The artifact store folder, defaulting to ``<home>/artifacts``."""
-        return Path(self.artifacts) if self.artifacts else self.home_path / "artifacts"
+        """The artifact store folder (see :func:`default_artifacts`)."""
+        if self.artifacts:
+            return Path(self.artifacts)
+        return default_artifacts(self.store_url, self.home_path)
 
     @classmethod
     def from_env(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pytest
 import requests
 from flask import Flask
@@ -41,6 +42,7 @@ from labnotebook import Notebook, Settings
 from labnotebook._artifacts import BlobStore
 from labnotebook._store.base import ArtifactCreate, Batch, RunCreate
 from labnotebook._store.http import MAX_REQUEST_BYTES, HttpStore, _cut
+from labnotebook.server import ServerConfig, create_app
 from labnotebook.server._openapi import document
 from labnotebook.server.artifacts import content_disposition
 from proxy import Proxy
@@ -1084,3 +1086,43 @@ def test_a_batch_cut_in_parts_keeps_every_artifact_and_console_chunk() -> None:
     assert [a for p in parts for a in p.artifacts] == rows
     assert parts[-1].status == "finished"
     assert [p.id for p in _cut(whole)] == [p.id for p in parts]
+
+
+def test_a_server_on_a_sqlite_file_serves_what_scripts_attached_to_it(
+    tmp_path: Path,
+) -> None:
+    # The script and the server have different homes; the artifact store is the
+    # folder next to the database file for both.
+    url = f"sqlite:///{tmp_path / 'project' / 'lab.db'}"
+    (tmp_path / "project").mkdir()
+    script = Notebook(
+        Settings(url=url, home=str(tmp_path / "script-home"), system_metrics_interval=0)
+    )
+    try:
+        with script.start("pictures") as run:
+            picture = run.image(np.zeros((4, 4), np.uint8), "zeros")
+    finally:
+        script.close()
+    expected = tmp_path / "project" / "artifacts"
+    assert script.settings.artifacts_path == expected
+
+    config = ServerConfig.from_env(
+        {"LABNOTEBOOK_HOME": str(tmp_path / "server-home")}, store=url
+    )
+    assert config.artifacts_path == expected
+    assert ServerConfig(store=url).artifacts_path == expected
+    app = create_app(config)
+    try:
+        served = app.test_client().get(f"/api/v1/runs/{run.id}/blobs/{picture.sha256}")
+        assert served.status_code == 200
+        assert served.mimetype == "image/png"
+    finally:
+        app.extensions["labnotebook"].store.close()
+
+
+def test_other_stores_keep_artifacts_in_the_home_folder(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for url in ("postgresql://u@h/db", "http://server:8788", "sqlite://"):
+        assert Settings(url=url, home=str(home)).artifacts_path == home / "artifacts"
+    given = Settings(url="sqlite:///x.db", artifacts=str(tmp_path / "a"))
+    assert given.artifacts_path == tmp_path / "a"

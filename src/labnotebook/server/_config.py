@@ -13,9 +13,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from .._config import ENV_PREFIX, Settings, default_home
+from .._config import ENV_PREFIX, Settings, default_artifacts, default_home
 from .._errors import ValidationError
 
 MIB = 1024 * 1024
@@ -108,19 +106,7 @@ class ServerConfig:
         """The artifact store folder (see :attr:`artifacts`)."""
         if self.artifacts:
             return Path(self.artifacts)
-        try:
-            url = sa.engine.make_url(self.store)
-        except sa.exc.ArgumentError:
-            url = None
-        if (
-            url is not None
-            and url.get_backend_name() == "sqlite"
-            and url.database
-            and url.database != ":memory:"
-            and not url.database.startswith("file:")
-        ):
-            return Path(url.database).parent / "artifacts"
-        return default_home() / "artifacts"
+        return default_artifacts(self.store, default_home())
 
     @classmethod
     def from_env(
@@ -154,8 +140,9 @@ class ServerConfig:
                     f"{ENV_PREFIX}STORE to a sqlite:/// or postgresql:// URL"
                 )
             values["store"] = default
-        if not values.get("artifacts") and not values["store"].startswith("sqlite"):
-            values["artifacts"] = str(Settings.from_env(env).artifacts_path)
+        if not values.get("artifacts"):
+            home = Settings.from_env(env).home_path
+            values["artifacts"] = str(default_artifacts(values["store"], home))
         return cls(**values)
 
     def replace(self, **changes: Any) -> ServerConfig:
