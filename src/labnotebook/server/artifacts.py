@@ -342,7 +342,8 @@ def _send(sha: str, media_type: str, name: str) -> Response:
             404,
             "blob_missing",
             f"the bytes of {name!r} (sha256 {sha}) are missing from the server's "
-            "artifact store; attach the artifact again",
+            "artifact store; start the server with the artifact folder the runs "
+            "were logged with (LABNOTEBOOK_ARTIFACTS), or attach the artifact again",
         ) from None
     try:
         size = found.size(sha)
