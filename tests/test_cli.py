@@ -849,3 +849,25 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1, _explain(result)
     assert result.stderr.startswith("Error: refusing to listen on '0.0.0.0'")
+
+
+def test_show_lists_artifacts_and_the_code_version(
+    cli: Invoke, notebook: Notebook
+) -> None:
+    with notebook.start("kept") as run:
+        for step in (1, 2, 3):
+            run.log(loss=1.0 / step, step=step)
+            run.save_checkpoint(b"w" * 100 * step)
+        run.attach(b"lr: 1", name="config.yaml")
+    text = cli("show", run.id).stdout
+    artifacts = text.split("\nartifacts\n", 1)[1].splitlines()
+    assert artifacts[0].split() == ["KIND", "NAME", "COUNT", "LAST", "STEP", "SIZE"]
+    assert artifacts[1].split() == ["checkpoint", "model", "3", "3", "600", "B"]
+    assert artifacts[2].split() == ["file", "config.yaml", "1", "5", "B"]
+    assert "  python      CPython " in text or "  python      PyPy " in text
+
+    data = json.loads(cli("show", "--json", run.id).stdout)
+    assert [a["name"] for a in data["artifacts"]] == ["model"] * 3 + ["config.yaml"]
+    commit = data["environment"]["code"].get("commit")
+    if commit:  # run from a git checkout
+        assert f"  code        {commit[:12]} " in text

@@ -572,20 +572,27 @@ def show_command(run_id: str, as_json: bool) -> None:
     run = _notebook().get_run(run_id)
     record = run.record
     notes = run.notes()
+    artifacts = run.artifacts()
     duration = runs_frame([record], time.time())["duration"].iloc[0]
 
     if as_json:
         data = asdict(record)
         data["duration"] = duration
         data["notes"] = [asdict(note) for note in notes]
+        data["artifacts"] = [asdict(artifact) for artifact in artifacts]
         _echo_json(data)
         return
 
-    for line in _show_lines(record, float(duration), notes):
+    for line in _show_lines(record, float(duration), notes, artifacts):
         click.echo(line)
 
 
-def _show_lines(record: RunRecord, duration: float, notes: Sequence[Any]) -> list[str]:
+def _show_lines(
+    record: RunRecord,
+    duration: float,
+    notes: Sequence[Any],
+    artifacts: Sequence[Artifact] = (),
+) -> list[str]:
     now = time.time()
     status = click.style(
         record.status, fg=_STATUS_COLOURS.get(record.status), bold=True
@@ -608,6 +615,7 @@ def _show_lines(record: RunRecord, duration: float, notes: Sequence[Any]) -> lis
     rows += [("host", host), ("command", record.command)]
     if record.tags:
         rows.append(("tags", ", ".join(record.tags)))
+    rows += _environment_rows(record.environment or {})
     lines += [f"  {label:<11} {value}" for label, value in rows if value]
 
     lines += ["", click.style("params", bold=True)]
@@ -642,6 +650,10 @@ def _show_lines(record: RunRecord, duration: float, notes: Sequence[Any]) -> lis
     else:
         lines.append("  (none)")
 
+    if artifacts:
+        lines += ["", click.style("artifacts", bold=True)]
+        lines += ["  " + line for line in _render(_artifact_groups(artifacts), None)]
+
     if notes:
         lines += ["", click.style("notes", bold=True)]
         for note in notes:
@@ -653,6 +665,44 @@ def _show_lines(record: RunRecord, duration: float, notes: Sequence[Any]) -> lis
         lines += ["", click.style("error", bold=True, fg="red")]
         lines += ["  " + text for text in record.error.rstrip().splitlines()]
     return lines
+
+
+def _environment_rows(environment: dict[str, Any]) -> list[tuple[str, str]]:
+    """The code version and Python of a run, from what was captured at start."""
+    rows: list[tuple[str, str]] = []
+    code = environment.get("code")
+    if isinstance(code, dict) and code.get("commit"):
+        text = str(code["commit"])[:12]
+        if code.get("branch"):
+            text += f" on {code['branch']}"
+        if code.get("dirty"):
+            text += " (uncommitted changes)"
+        rows.append(("code", text))
+    python = environment.get("python")
+    if isinstance(python, dict) and python.get("version"):
+        rows.append(
+            ("python", f"{python.get('implementation', '')} {python['version']}")
+        )
+    return rows
+
+
+def _artifact_groups(artifacts: Sequence[Artifact]) -> list[_Column]:
+    """One row per kind and name: how many, the last step, their total size."""
+    groups: dict[tuple[str, str], list[Artifact]] = {}
+    for artifact in artifacts:
+        groups.setdefault((artifact.kind, artifact.name), []).append(artifact)
+    steps = [[a.step for a in group if a.step is not None] for group in groups.values()]
+    return [
+        _Column("KIND", [kind for kind, _ in groups]),
+        _Column("NAME", [name for _, name in groups]),
+        _Column("COUNT", [str(len(g)) for g in groups.values()], right=True),
+        _Column("LAST STEP", [str(max(s)) if s else "" for s in steps], right=True),
+        _Column(
+            "SIZE",
+            [_size(sum(_shown_size(a) for a in g)) for g in groups.values()],
+            right=True,
+        ),
+    ]
 
 
 def _tree(value: dict[str, Any], depth: int) -> list[str]:
