@@ -29,7 +29,7 @@ from labnotebook import (
 )
 from labnotebook._artifacts import BlobStore, check_sha256, guess_media_type
 from labnotebook._spool import spool_files
-from labnotebook._store.base import ArtifactCreate, Batch
+from labnotebook._store.base import Artifact, ArtifactCreate, Batch
 from labnotebook._store.sql import SqlStore
 from labnotebook.cli import main
 from proxy import Proxy
@@ -749,6 +749,25 @@ def test_cli_lists_and_downloads_artifacts(
     result = cli("download", run.id, "../x", code=1)
     assert "no artifact named" in result.output or "contains '/'" in result.output
 
+    # --delete needs a name, asks first, and deletes only what is selected.
+    assert (
+        "--delete needs --name" in cli("artifacts", run.id, "--delete", code=2).output
+    )
+    refused = runner.invoke(
+        main,
+        ["--store", settings.url, "artifacts", run.id, "--name", "tree", "--delete"],
+        input="n\n",
+    )
+    assert refused.exit_code == 1
+    assert [a.name for a in notebook.artifacts(run.id)] == ["weights.bin", "tree"]
+    gone = cli(
+        "artifacts", run.id, "--name", "weights.bin", "--step", "2", "--delete", "-y"
+    )
+    assert gone.stderr == "deleted 1 artifact(s) named 'weights.bin' (2.9 KiB)\n"
+    assert [a.name for a in notebook.artifacts(run.id)] == ["tree"]
+    nothing = cli("artifacts", run.id, "--name", "weights.bin", "--delete", "-y")
+    assert nothing.stderr == "no artifacts to delete\n"
+
 
 def test_temp_files_left_by_a_killed_write_are_removed_when_a_notebook_opens(
     settings: Settings, tmp_path: Path
@@ -770,3 +789,41 @@ def test_temp_files_left_by_a_killed_write_are_removed_when_a_notebook_opens(
     assert not stale.exists()
     assert fresh.exists()
     assert outside.exists()
+
+
+def test_delete_artifacts_by_name_step_and_kind(notebook: Notebook) -> None:
+    with notebook.start("d") as run:
+        for step in (0, 1, 2):
+            run.attach(f"sample {step}".encode(), name="samples", step=step)
+        run.attach(b"shared", name="samples.bin")
+        run.save_checkpoint(b"shared", name="samples")
+    blobs = notebook.blobs
+    sha = {a.step: a.sha256 for a in run.artifacts(kind="file", name="samples")}
+
+    deleted = notebook.delete_artifacts(run.id, "samples", step=1, kind="file")
+    assert [(a.name, a.step) for a in deleted] == [("samples", 1)]
+    assert not blobs.has(sha[1]) and blobs.has(sha[0])
+    assert [a.step for a in run.artifacts(kind="file", name="samples")] == [0, 2]
+
+    # By kind: the checkpoint goes, its bytes stay for the file that shares them.
+    (checkpoint,) = labnotebook_delete(notebook, run.id, "samples", kind="checkpoint")
+    assert blobs.has(checkpoint.sha256)
+    assert run.read_artifact("samples.bin") == b"shared"
+
+    assert len(notebook.delete_artifacts(run.id, "samples")) == 2
+    assert notebook.delete_artifacts(run.id, "samples") == []
+    assert [a.name for a in notebook.artifacts(run.id)] == ["samples.bin"]
+
+    with pytest.raises(ValidationError, match="contains '/'"):
+        notebook.delete_artifacts(run.id, "../samples.bin")
+    with pytest.raises(ValidationError, match="step must be"):
+        notebook.delete_artifacts(run.id, "samples.bin", step=-1)
+    with pytest.raises(ValidationError, match="kind"):
+        notebook.delete_artifacts(run.id, "samples.bin", kind="files")
+    assert [a.name for a in notebook.artifacts(run.id)] == ["samples.bin"]
+
+
+def labnotebook_delete(
+    notebook: Notebook, run_id: str, name: str, **options: Any
+) -> list[Artifact]:
+    return notebook.get_run(run_id).delete_artifacts(name, **options)

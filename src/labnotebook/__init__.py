@@ -14,6 +14,7 @@ from __future__ import annotations
 from ._api import (
     artifacts,
     current,
+    delete_artifacts,
     delete_run,
     download_artifact,
     experiments,
@@ -63,6 +64,7 @@ __all__ = [
     "__version__",
     "artifacts",
     "current",
+    "delete_artifacts",
     "delete_run",
     "download_artifact",
     "end_experiment",

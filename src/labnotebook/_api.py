@@ -186,6 +186,15 @@ def prune_checkpoints(
     )
 
 
+def delete_artifacts(
+    run_id: str, name: str, *, step: int | None = None, kind: str | None = None
+) -> list[Artifact]:
+    """Delete a run's artifacts named ``name`` (only the one at ``step``, only
+    those of ``kind``, when given); returns the deleted ones.
+    """
+    return current().delete_artifacts(run_id, name, step=step, kind=kind)
+
+
 def artifacts(
     run_id: str, *, kind: str | None = None, name: str | None = None
 ) -> list[Artifact]:

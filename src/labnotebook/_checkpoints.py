@@ -467,10 +467,5 @@ def prune(
     if not victims:
         return []
 
-    unused = notebook.store.delete_artifacts(run_id, [a.id for a in victims])
-    for sha in unused:
-        try:
-            notebook.blobs.delete(sha)
-        except OSError as exc:
-            logger.warning("could not delete blob %s: %s", sha, exc)
+    notebook._remove_artifacts(run_id, victims)
     return victims

@@ -444,6 +444,41 @@ class Notebook:
             mode=mode,
         )
 
+    def delete_artifacts(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        step: int | None = None,
+        kind: str | None = None,
+    ) -> list[Artifact]:
+        """Delete a run's artifacts named ``name`` (only the one at ``step`` when
+        given, only those of ``kind`` when given); returns the deleted ones.
+
+        Bytes that no artifact uses any more leave the artifact store. Deleting
+        nothing is not an error: the list is empty.
+        """
+        from ._artifacts import check_artifact_name
+
+        check_artifact_name(name)
+        if step is not None:
+            step = check_step(step)
+        found = self.artifacts(run_id, kind=kind, name=name)
+        victims = [a for a in found if step is None or a.step == step]
+        self._remove_artifacts(run_id, victims)
+        return victims
+
+    def _remove_artifacts(self, run_id: str, victims: list[Artifact]) -> None:
+        """Delete these artifact rows of a run, then the bytes no one uses."""
+        if not victims:
+            return
+        unused = self.store.delete_artifacts(run_id, [a.id for a in victims])
+        for sha in unused:
+            try:
+                self.blobs.delete(sha)
+            except OSError as exc:
+                logger.warning("could not delete blob %s: %s", sha, exc)
+
     def delete_run(self, run_id: str) -> None:
         """Delete a run and everything logged to it."""
         self.store.delete_run(run_id)

@@ -199,6 +199,15 @@ class Run:
         self.flush()
         return self._notebook.artifacts(self.id, kind=kind, name=name)
 
+    def delete_artifacts(
+        self, name: str, step: int | None = None, kind: str | None = None
+    ) -> list[Artifact]:
+        """Delete this run's artifacts named ``name`` (see
+        ``labnotebook.delete_artifacts``); returns the deleted ones.
+        """
+        self.flush()
+        return self._notebook.delete_artifacts(self.id, name, step=step, kind=kind)
+
     def read_artifact(self, name: str, step: int | None = None) -> bytes:
         """The bytes of the artifact ``name`` (the latest one unless ``step``)."""
         self.flush()

@@ -729,16 +729,46 @@ def _tree(value: dict[str, Any], depth: int) -> list[str]:
     help="Only artifacts of this kind.",
 )
 @click.option("--name", metavar="NAME", help="Only artifacts with this name.")
+@click.option("--step", type=click.IntRange(min=0), help="Only artifacts at this step.")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts as JSON.")
+@click.option(
+    "--delete",
+    is_flag=True,
+    help="Delete the artifacts listed (needs --name); asks first unless --yes.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
 @store_option
 def artifacts_command(
-    run_id: str, kind: str | None, name: str | None, as_json: bool
+    run_id: str,
+    kind: str | None,
+    name: str | None,
+    step: int | None,
+    as_json: bool,
+    delete: bool,
+    yes: bool,
 ) -> None:
-    """List a run's artifacts (files, folders, images, checkpoints), oldest first.
+    """List a run's artifacts (files, folders, images, checkpoints), oldest first,
+    or delete some of them.
 
     RUN is a run id or a unique prefix of one (at least 4 characters).
     """
-    found = _notebook().artifacts(run_id, kind=kind, name=name)
+    notebook = _notebook()
+    found = notebook.artifacts(run_id, kind=kind, name=name)
+    if step is not None:
+        found = [a for a in found if a.step == step]
+    if delete:
+        if name is None:
+            raise click.UsageError("--delete needs --name: the artifacts to delete")
+        if not found:
+            _err("no artifacts to delete")
+            return
+        total = _size(sum(_shown_size(a) for a in found))
+        what = f"{len(found)} artifact(s) named {name!r} ({total})"
+        if not yes and not click.confirm(f"Delete {what}?", err=True):
+            raise click.Abort
+        notebook._remove_artifacts(found[0].run_id, found)
+        _err(f"deleted {what}")
+        return
     if as_json:
         _echo_json([asdict(a) for a in found])
         return

@@ -663,6 +663,26 @@ def test_attach_through_a_server_and_read_back_from_another_machine(
     assert not list((server_root / "tmp").iterdir())
 
 
+def test_delete_artifacts_through_a_server_removes_the_servers_bytes(
+    store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server(store_url)
+    server_root = tmp_path / "server-artifacts"
+    notebook = remote(server.url, tmp_path / "trainer")
+    try:
+        with notebook.start("remote") as run:
+            run.attach(b"keep me", name="keep.txt")
+            run.attach(b"drop me", name="drop.txt", step=3)
+        assert sha(b"drop me") in objects(server_root)
+        (deleted,) = notebook.delete_artifacts(run.id, "drop.txt")
+        assert deleted.step == 3
+        assert sha(b"drop me") not in objects(server_root)
+        assert [a.name for a in notebook.artifacts(run.id)] == ["keep.txt"]
+        assert notebook.read_artifact(run.id, "keep.txt") == b"keep me"
+    finally:
+        notebook.close()
+
+
 def test_an_upload_cut_midway_is_sent_again_and_a_cut_download_resumes(
     store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
