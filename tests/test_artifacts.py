@@ -130,7 +130,8 @@ def test_large_file_is_streamed_both_ways(notebook: Notebook, tmp_path: Path) ->
     odd = os.urandom(9 * MiB + 7)
     with notebook.start("big") as run:
         run.attach(odd, name="odd size")
-        run.attach(io.BufferedReader(io.BytesIO(odd)), name="odd stream")  # type: ignore[arg-type]
+        stream: Any = io.BufferedReader(io.BytesIO(odd))  # type: ignore[arg-type]
+        run.attach(stream, name="odd stream")
         stored = run.attach(path)
         assert stored.sha256 == digest.hexdigest()
         assert stored.size == 12 * MiB
