@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from labnotebook import LabnotebookError, Notebook, ValidationError
+from labnotebook import LabnotebookError, Notebook, Run, ValidationError, _process
 
 
 def test_log_and_read_back(notebook: Notebook) -> None:
@@ -321,3 +321,32 @@ def test_history_step_range_and_extreme_steps(notebook: Notebook) -> None:
     assert notebook.history(run.id, stop=0).empty
     with_time = notebook.history(run.id, "x", with_time=True)
     assert list(with_time.columns) == ["x", "x.time"]
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"), [(KeyboardInterrupt, "killed"), (RuntimeError, "failed")]
+)
+@pytest.mark.parametrize("where", ["_activate", "_sample_system"])
+def test_start_interrupted_after_the_run_is_stored_ends_it(
+    notebook: Notebook,
+    monkeypatch: pytest.MonkeyPatch,
+    raised: type[BaseException],
+    status: str,
+    where: str,
+) -> None:
+    # Ctrl-C (or a notebook's stop button) can land anywhere in start(); once
+    # the run's row exists it must not be left "running".
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise raised("stopped")
+
+    monkeypatch.setattr(Run, where, interrupted)
+    with pytest.raises(raised):
+        notebook.start("cut short")
+    monkeypatch.undo()
+    runs = notebook.runs()
+    assert list(runs["status"]) == [status]
+    record = notebook.get_run(runs["id"][0]).record
+    assert record.ended_at is not None
+    if status == "failed":
+        assert record.error is not None and "stopped" in record.error
+    assert all(run._notebook is not notebook for run in _process.active_runs())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -103,43 +104,67 @@ class Notebook:
             **_process.host_info(),
         )
         first = Batch(run_id=run_id, create=create)
+        written = False
+        run: Run | None = None
         try:
-            self.store.write(first)
-            pending = Batch(run_id=run_id)
-        except (StoreError, OSError) as exc:
-            warnings.warn(
-                f"store is unavailable ({exc}); run {run_id[:8]} is logged to the "
-                "spool and sent when the store is back",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            pending = first
+            try:
+                self.store.write(first)
+                written = True
+                pending = Batch(run_id=run_id)
+            except (StoreError, OSError) as exc:
+                warnings.warn(
+                    f"store is unavailable ({exc}); run {run_id[:8]} is logged to "
+                    "the spool and sent when the store is back",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                pending = first
 
-        record = RunRecord(
-            id=run_id,
-            experiment=experiment,
-            name=name,
-            status="running",
-            params=converted,
-            tags=create.tags,
-            started_at=create.started_at,
-            ended_at=None,
-            heartbeat_at=create.started_at,
-            updated_at=create.started_at,
-            host=create.host,
-            pid=create.pid,
-            command=create.command,
-            error=None,
-            environment=create.environment,
-            metrics={},
-        )
-        run = Run(self, run_id, record)
-        run._activate(pending)
-        if cells is not None:
-            cells.started(run)
-        if system_metrics:
-            run._sample_system()
+            record = RunRecord(
+                id=run_id,
+                experiment=experiment,
+                name=name,
+                status="running",
+                params=converted,
+                tags=create.tags,
+                started_at=create.started_at,
+                ended_at=None,
+                heartbeat_at=create.started_at,
+                updated_at=create.started_at,
+                host=create.host,
+                pid=create.pid,
+                command=create.command,
+                error=None,
+                environment=create.environment,
+                metrics={},
+            )
+            run = Run(self, run_id, record)
+            run._activate(pending)
+            if cells is not None:
+                cells.started(run)
+            if system_metrics:
+                run._sample_system()
+        except BaseException as exc:
+            # Interrupted (Ctrl-C, a notebook's stop button) or failed once the
+            # run was stored: end it, so that it is not left "running".
+            self._abandon(run_id, run, written, exc)
+            raise
         return run
+
+    def _abandon(
+        self, run_id: str, run: Run | None, written: bool, exc: BaseException
+    ) -> None:
+        status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
+        error = None if status == "killed" else f"start() failed: {exc!r}"
+        with contextlib.suppress(Exception):
+            if run is not None and run.is_active:
+                run.finish(status, error=error)
+            elif written:
+                self.store.write(
+                    Batch(
+                        run_id=run_id, status=status, ended_at=time.time(), error=error
+                    )
+                )
 
     def _capture(self) -> dict[str, Any] | None:
         """The code and environment to record, as the settings ask."""
