@@ -159,7 +159,10 @@ def test_hostile_environment_renders_as_text(
     page.goto(f"{base}/runs/{HOSTILE_ID}")
 
     panel = page.locator("section.environment")
-    for summary in panel.locator(":scope > details > summary").all():
+    summaries = panel.locator(":scope > details > summary")
+    # The run is read after the page loads: wait for its four sections.
+    expect(summaries).to_have_count(4)
+    for summary in summaries.all():
         summary.click()
     expect(panel.locator(".line.add")).to_have_text(f"+{IMG}")
     expect(panel.locator(".line.del")).to_have_text(f"-{SCRIPT}")
