@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -350,3 +351,22 @@ def test_start_interrupted_after_the_run_is_stored_ends_it(
     if status == "failed":
         assert record.error is not None and "stopped" in record.error
     assert all(run._notebook is not notebook for run in _process.active_runs())
+
+
+def test_notebook_takes_a_url_or_settings(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABNOTEBOOK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LABNOTEBOOK_SYSTEM_METRICS_INTERVAL", "0")
+    nb = Notebook(store_url)
+    try:
+        assert nb.settings.url == store_url
+        with nb.start("by-url") as run:
+            run.log({"x": 1.0})
+        assert nb.get_run(run.id).name == "by-url"
+    finally:
+        nb.close()
+    with pytest.raises(ValidationError, match=r"store URL or a Settings.*not int"):
+        Notebook(5)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        Notebook("mysql://nowhere/db")

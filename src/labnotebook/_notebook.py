@@ -41,8 +41,19 @@ class Notebook:
     a Notebook is useful to talk to several stores from one process.
     """
 
-    def __init__(self, settings: Settings | None = None, store: Store | None = None):
-        self.settings = settings or Settings.from_env()
+    def __init__(
+        self, settings: Settings | str | None = None, store: Store | None = None
+    ):
+        if settings is None:
+            settings = Settings.from_env()
+        elif isinstance(settings, str):
+            settings = Settings.from_env(url=settings)
+        elif not isinstance(settings, Settings):
+            raise ValidationError(
+                f"Notebook() takes a store URL or a Settings object, not "
+                f"{type(settings).__name__}; e.g. Notebook('sqlite:///runs.db')"
+            )
+        self.settings = settings
         if self.settings.capture_environment:
             prefetch_environment()
         #: The local artifact store: every attached file's bytes land here first.
