@@ -109,10 +109,70 @@ def test_numpy_object_arrays_are_refused() -> None:
         pass
 
 
-@pytest.mark.parametrize("value", [None, 3, {"a": 1}, [1, 2], object()])
+def test_trees_of_arrays_and_plain_values_round_trip() -> None:
+    state = {
+        "epoch": 3,
+        "best": 0.25,
+        "lr": float("nan"),
+        "done": False,
+        "note": "ünïcode \ud800 and a \x00",
+        "missing": None,
+        "big": 2**80,
+        "layers": [
+            {"w": np.ones((2, 3), dtype=np.float16), "b": np.zeros(3)},
+            {"w": np.arange(4), "b": np.float32(0.5)},
+        ],
+        "shape": (2, 3),
+        "d": {"l": 1, "a": "not a tag"},
+        "words": np.array(["a", "bc"]),
+        "empty": {},
+    }
+    with serialise(state) as saved:
+        assert saved.meta == {"format": "numpy", "layout": "tree", "arrays": 5}
+    loaded = _round_trip(state)
+    assert loaded.keys() == state.keys()
+    assert loaded["epoch"] == 3 and type(loaded["epoch"]) is int
+    assert loaded["best"] == 0.25 and np.isnan(loaded["lr"])
+    assert loaded["done"] is False and loaded["missing"] is None
+    assert loaded["note"] == state["note"] and loaded["big"] == 2**80
+    assert loaded["shape"] == (2, 3) and isinstance(loaded["shape"], tuple)
+    assert loaded["d"] == {"l": 1, "a": "not a tag"} and loaded["empty"] == {}
+    first, second = loaded["layers"]
+    assert first["w"].dtype == np.float16 and np.array_equal(
+        first["w"], np.ones((2, 3))
+    )
+    assert np.array_equal(second["w"], np.arange(4))
+    assert isinstance(second["b"], np.float32) and second["b"] == 0.5
+    assert list(loaded["words"]) == ["a", "bc"]
+    assert _round_trip([1, "two", [3.0]]) == [1, "two", [3.0]]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"fn": print}, r"the checkpoint\['fn'\] holds a builtins.builtin_function"),
+        ([1, {2: "x"}], r"the checkpoint\[1\] has a int key 2; dict keys"),
+        ([np.array([object()])], r"at the checkpoint\[0\] has dtype object"),
+        ({"s": {1, 2}}, r"holds a builtins.set"),
+    ],
+)
+def test_trees_refuse_what_needs_pickle(value: object, message: str) -> None:
+    with pytest.raises(ValidationError, match=message), serialise(value):
+        pass
+
+
+def test_trees_are_depth_limited() -> None:
+    deep: list[Any] = []
+    for _ in range(40):
+        deep = [deep]
+    with pytest.raises(ValidationError, match="deeper than 32"), serialise(deep):
+        pass
+
+
+@pytest.mark.parametrize("value", [None, 3, "text", object()])
 def test_unsupported_objects(value: object) -> None:
     with (
-        pytest.raises(ValidationError, match="as a checkpoint; give a torch module"),
+        pytest.raises(ValidationError, match="checkpoint"),
         serialise(value),
     ):
         pass
@@ -287,8 +347,11 @@ def test_numpy_bytes_file_and_folder(
         run.save_checkpoint(b"", name="empty", step=0)
         run.save_checkpoint(file, name="file", step=0)
         run.save_checkpoint(str(folder), name="folder", step=0)
+        run.save_checkpoint({"coef": np.ones(2), "epoch": 7}, name="tree", step=0)
 
     assert np.array_equal(notebook.load_checkpoint(run.id, name="array"), np.arange(5))
+    tree = notebook.load_checkpoint(run.id, name="tree")
+    assert tree["epoch"] == 7 and np.array_equal(tree["coef"], np.ones(2))
     assert np.array_equal(
         notebook.load_checkpoint(run.id, name="arrays")["w"], np.eye(3)
     )
@@ -310,6 +373,7 @@ def test_numpy_bytes_file_and_folder(
     assert meta["folder"] == {"format": "folder", "files": 2, "folder": "hf"}
     assert meta["file"]["format"] == "file"
     assert meta["empty"] == {"format": "bytes"}
+    assert meta["tree"] == {"format": "numpy", "layout": "tree", "arrays": 1}
 
 
 def test_dest_must_be_a_folder(notebook: Notebook, tmp_path: pathlib.Path) -> None:

@@ -6,7 +6,9 @@ Formats, kept in the artifact's ``meta["format"]``:
   ``state_dict()``), tensor, or a dict/list holding tensors, written by
   ``torch.save``; read back with ``torch.load(weights_only=True)`` unless the caller
   allows pickle.
-- ``numpy``: an array (``np.save``) or a dict of arrays (``np.savez``), never pickled.
+- ``numpy``: an array (``np.save``), a dict of arrays (``np.savez``), or a tree of
+  dicts, lists and tuples holding arrays, numbers, strings, booleans and None
+  (``np.savez``: the arrays, plus the tree's shape as JSON); never pickled.
 - ``bytes``: bytes as given.
 - ``file``: the path of a file, stored as it is.
 - ``folder``: the path of a folder, stored as one tar archive of its files.
@@ -18,6 +20,7 @@ never pays its import time.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import math
 import os
@@ -42,13 +45,17 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("torch", "numpy", "bytes", "file", "folder")
 ACCEPTED = (
-    "a torch module, optimizer, tensor or state dict, a numpy array or a dict of "
-    "numpy arrays, bytes, or the path of a file or folder"
+    "a torch module, optimizer, tensor or state dict, a numpy array, a dict or list "
+    "of numpy arrays, numbers and strings, bytes, or the path of a file or folder"
 )
 OCTET_STREAM = "application/octet-stream"
 TAR_MEDIA_TYPE = "application/x-tar"
 #: How deep :func:`_holds_torch` looks into nested containers.
 _MAX_DEPTH = 8
+#: How deeply a tree checkpoint may nest dicts, lists and tuples.
+MAX_TREE_DEPTH = 32
+#: The entry of a tree checkpoint's npz archive that holds the tree as JSON.
+_TREE_ENTRY = "__labnotebook_tree__"
 
 
 @dataclass
@@ -88,6 +95,11 @@ def serialise(obj: object) -> Iterator[Serialised]:
     if _is_numpy(obj):
         with tempfile.TemporaryDirectory(prefix="labnotebook-") as folder:
             yield _numpy(obj, pathlib.Path(folder) / "checkpoint")
+        return
+
+    if isinstance(obj, (Mapping, list, tuple)):
+        with tempfile.TemporaryDirectory(prefix="labnotebook-") as folder:
+            yield _tree(obj, pathlib.Path(folder) / "checkpoint.npz")
         return
 
     raise ValidationError(
@@ -240,6 +252,87 @@ def _numpy(obj: Any, path: pathlib.Path) -> Serialised:
     return Serialised(path, OCTET_STREAM, meta)
 
 
+def _tree(obj: object, path: pathlib.Path) -> Serialised:
+    """Save nested dicts, lists and tuples of arrays and plain values.
+
+    The arrays go into an npz archive as entries ``"0"``, ``"1"``, ...; the tree
+    itself goes in as JSON in which every container and array is a tagged object
+    (``{"d": {...}}``, ``{"l": [...]}``, ``{"t": [...]}``, ``{"a": "0"}``), so a
+    user's own key can never be mistaken for a tag.
+    """
+    import numpy as np
+
+    arrays: dict[str, Any] = {}
+    tree = _encode(obj, arrays, [], 0)
+    text = json.dumps(tree)
+    entries = {**arrays, _TREE_ENTRY: np.frombuffer(text.encode(), dtype=np.uint8)}
+    np.savez(path, **entries)
+    meta = {"format": "numpy", "layout": "tree", "arrays": len(arrays)}
+    return Serialised(path, OCTET_STREAM, meta)
+
+
+def _where(trail: list[str]) -> str:
+    return "the checkpoint" + "".join(trail) if trail else "the checkpoint"
+
+
+def _encode(obj: object, arrays: dict[str, Any], trail: list[str], depth: int) -> Any:
+    import numpy as np
+
+    if depth > MAX_TREE_DEPTH:
+        raise ValidationError(
+            f"{_where(trail)} nests deeper than {MAX_TREE_DEPTH} levels; flatten it"
+        )
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (np.ndarray, np.generic)):
+        array = np.asarray(obj)
+        if array.dtype.hasobject:
+            raise ValidationError(
+                f"numpy value at {_where(trail)} has dtype {array.dtype}, which can "
+                "only be saved with pickle; convert it to a numeric or string dtype"
+            )
+        key = str(len(arrays))
+        arrays[key] = array
+        return {"a": key} if isinstance(obj, np.ndarray) else {"s": key}
+    if isinstance(obj, Mapping):
+        out = {}
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                raise ValidationError(
+                    f"{_where(trail)} has a {type(key).__name__} key {key!r}; "
+                    "dict keys in a checkpoint must be strings"
+                )
+            out[key] = _encode(value, arrays, [*trail, f"[{key!r}]"], depth + 1)
+        return {"d": out}
+    if isinstance(obj, (list, tuple)):
+        items = [
+            _encode(value, arrays, [*trail, f"[{i}]"], depth + 1)
+            for i, value in enumerate(obj)
+        ]
+        return {"t": items} if isinstance(obj, tuple) else {"l": items}
+    raise ValidationError(
+        f"{_where(trail)} holds a {type(obj).__module__}.{type(obj).__qualname__}, "
+        f"which cannot be saved without pickle; give {ACCEPTED} (other objects: "
+        "serialise them to bytes first)"
+    )
+
+
+def _decode(node: Any, archive: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    if "d" in node:
+        return {key: _decode(value, archive) for key, value in node["d"].items()}
+    if "l" in node:
+        return [_decode(value, archive) for value in node["l"]]
+    if "t" in node:
+        return tuple(_decode(value, archive) for value in node["t"])
+    if "a" in node:
+        return archive[node["a"]]
+    if "s" in node:
+        return archive[node["s"]][()]
+    raise ValueError(f"unknown node {sorted(node)} in the checkpoint's tree")
+
+
 # -------------------------------------------------------------------- reading
 
 
@@ -284,9 +377,14 @@ def load_bytes(
         if fmt == "numpy":
             import numpy as np
 
-            if artifact.meta.get("layout") == "arrays":
+            layout = artifact.meta.get("layout")
+            if layout == "arrays":
                 with np.load(source, allow_pickle=False) as archive:
                     return {key: archive[key] for key in archive.files}
+            if layout == "tree":
+                with np.load(source, allow_pickle=False) as archive:
+                    tree = json.loads(archive[_TREE_ENTRY].tobytes())
+                    return _decode(tree, archive)
             return np.load(source, allow_pickle=False)
 
         import torch

@@ -61,6 +61,7 @@ def test_pictures_and_checkpoints_from_another_machine(
                 run.image(np.full((2, 3), step * 100, np.uint8), "samples")
             run.note("grid", images=[np.ones((2, 2), bool)])
             run.save_checkpoint(folder, name="tokenizer")
+            run.save_checkpoint({"coef": np.eye(2), "epoch": 3}, name="tree")
     finally:
         trainer.close()
 
@@ -85,6 +86,8 @@ def test_pictures_and_checkpoints_from_another_machine(
             run.id, name="tokenizer", dest=tmp_path / "restored"
         )
         assert (restored / "vocab.txt").read_text() == "a\nb\n"
+        tree = reader.load_checkpoint(run.id, name="tree")
+        assert tree["epoch"] == 3 and np.array_equal(tree["coef"], np.eye(2))
 
         deleted = reader.prune_checkpoints(
             run.id, keep_last=1, keep_best=1, metric="val/loss"
