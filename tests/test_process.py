@@ -171,3 +171,70 @@ def test_many_processes_write_at_once(settings: Settings, notebook: Notebook) ->
         assert frame["a"].sum() == sum(range(2000))
         assert len(notebook.store.notes(run_id)) == 10
     assert not list(Path(settings.home, "spool").glob("*.spool"))
+
+
+FORKS = """
+import multiprocessing, signal
+
+run = lab.start("parent", experiment="parent")
+run.log(x=0.0, step=0)
+lab.runs()  # the parent's pool now holds an open connection a child would share
+
+def work(lr):
+    try:
+        run.log(x=1.0)
+    except lab.LabnotebookError as exc:
+        refused = str(exc)
+    with lab.start(f"lr={lr}", experiment="sweep", params={"lr": lr}) as own:
+        for step in range(50):
+            own.log(loss=lr * step, step=step)
+        lab.runs(experiment="sweep")
+    return refused
+
+began = time.monotonic()
+with multiprocessing.get_context("fork").Pool(3) as pool:
+    refused = pool.map(work, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+print("refused", refused[0], flush=True)
+
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)  # a plain child that ends normally: its exit runs atexit
+os.waitpid(pid, 0)
+ready, told = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(told, b"x")  # a SIGTERM that came before the fork ended is lost
+    time.sleep(30)
+    os._exit(0)
+os.read(ready, 1)
+os.kill(pid, signal.SIGTERM)
+assert os.waitpid(pid, 0)[1] == signal.SIGTERM
+print("took", time.monotonic() - began, flush=True)
+print("status", lab.get_run(run.id).status, flush=True)
+run.log(x=2.0, step=1)
+"""
+
+
+def test_forked_children_leave_the_parents_run_alone(
+    settings: Settings, notebook: Notebook
+) -> None:
+    proc = spawn(FORKS, settings)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    lines = dict(line.split(" ", 1) for line in out.splitlines())
+    assert "is logged by process" in lines["refused"]
+    assert "start a run of this process's own" in lines["refused"]
+    # Without the fork hooks each child waited for a writer it did not have,
+    # exit_timeout (20 s here) at a time.
+    assert float(lines["took"]) < 15, err
+    assert lines["status"] == "running"
+    assert "did not take everything" not in err
+
+    parent = notebook.runs(experiment="parent")
+    assert list(parent["status"]) == ["finished"]
+    assert list(notebook.history(parent["id"][0])["x"]) == [0.0, 2.0]
+    sweep = notebook.runs(experiment="sweep")
+    assert sorted(sweep["params.lr"]) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    assert set(sweep["status"]) == {"finished"}
+    for run_id in sweep["id"]:
+        assert len(notebook.history(run_id, "loss")) == 50

@@ -50,6 +50,27 @@ def active_runs() -> list[Run]:
         return list(_active)
 
 
+def _after_fork_in_child() -> None:
+    """A forked child leaves the parent's runs to the parent.
+
+    The child has none of the parent's writer threads, so the runs it inherited
+    are detached (logging to them raises) and its exit, exceptions and SIGTERM
+    no longer end them: a DataLoader worker or a Pool process that ends must not
+    wait for a writer that is not there, nor mark the parent's run finished.
+    """
+    global _active_lock
+    # Another thread may have held the lock at the fork; that thread is gone.
+    _active_lock = threading.RLock()
+    inherited = list(_active)
+    _active.clear()
+    for run in inherited:
+        run._left_in_parent()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _finish_all(status: str, error: str | None = None) -> None:
     for run in active_runs():
         try:

@@ -86,6 +86,9 @@ class Run:
         self._system_keys: dict[tuple[str, ...], _KeySet] = {}
         self._final_status: str | None = None
         self._console: ConsoleCapture | None = None
+        #: The pid of the process logging to the run, when this copy of it was
+        #: inherited by a forked child (see :meth:`_left_in_parent`).
+        self._parent_pid: int | None = None
         #: Set when finish() has written the run's end (or spooled it).
         self._ended = threading.Event()
         self._ended.set()
@@ -342,6 +345,13 @@ class Run:
         return known
 
     def _not_active(self) -> None:
+        if self._parent_pid is not None:
+            raise LabnotebookError(
+                f"run {self.id[:8]} is logged by process {self._parent_pid}; this "
+                f"process ({os.getpid()}) is a fork of it and cannot log to it. Log "
+                "in the parent (send values back, e.g. as a Pool result), or start "
+                "a run of this process's own with labnotebook.start()"
+            )
         if self._final_status is not None:
             raise LabnotebookError(
                 f"run {self.id[:8]} is {self._final_status}; start a new run with "
@@ -688,6 +698,21 @@ class Run:
         self._writer.submit_now(first)
         self._notebook.register(self)
 
+    def _left_in_parent(self) -> None:
+        """In a forked child: this copy of an active run stops being active.
+
+        The parent's writer, sampler and console capture threads did not come
+        along; the run goes on in the parent, and ``finish()`` here does nothing.
+        """
+        self._parent_pid = os.getppid()
+        self._lock = threading.Lock()
+        self._writer = None
+        self._buffer_append = None
+        self._sampler = None
+        if self._console is not None:
+            self._console.keeping = False
+            self._console = None
+
     def _start_console(self, writer: Writer) -> None:
         settings = self._notebook.settings
         if not should_capture(settings.capture_console):
@@ -707,6 +732,8 @@ class Run:
             raise ValidationError(
                 f"system_metrics must be True or False, got {system_metrics!r}"
             )
+        if self._parent_pid is not None:
+            self._not_active()
         with self._lock:
             if self._writer is not None:
                 return self

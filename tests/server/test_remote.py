@@ -469,6 +469,54 @@ def _check_exactly_once(store_url: str, run_id: str, steps: int) -> None:
     store.close()
 
 
+FORKED_SWEEP = """
+import multiprocessing, os
+import labnotebook as lab
+
+lab.init(os.environ["SERVER"], home=os.environ["HOME_DIR"], flush_interval=0.05)
+parent = lab.start("parent", experiment="parent")
+lab.runs()  # a kept-alive connection that forked children must not share
+
+def work(lr):
+    with lab.start(f"lr={lr}", experiment="sweep", params={"lr": lr}) as run:
+        for step in range(100):
+            run.log(loss=lr * step, step=step)
+            if step % 25 == 0:
+                lab.runs(experiment="sweep")
+    return run.id
+
+with multiprocessing.get_context("fork").Pool(4) as pool:
+    print(" ".join(pool.map(work, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])))
+parent.log(x=1.0)
+"""
+
+
+def test_a_forked_sweep_logs_through_the_server(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", FORKED_SWEEP],
+        env=child_env(
+            SERVER=server.url, LABNOTEBOOK_TOKEN=TOKEN, HOME_DIR=str(tmp_path / "c")
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr
+    ids = proc.stdout.split()
+    nb = Notebook(remote_settings(server.url, tmp_path / "reader"))
+    try:
+        for run_id in ids:
+            assert nb.get_run(run_id).status == "finished"
+            assert len(nb.history(run_id, "loss")) == 100
+        parent = nb.runs(experiment="parent")
+        assert list(parent["status"]) == ["finished"]
+    finally:
+        nb.close()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_server_restart_mid_run_delivers_every_point_once(
     store_url: str,

@@ -35,10 +35,12 @@ import hashlib
 import io
 import logging
 import math
+import os
 import random
 import re
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -117,6 +119,19 @@ _URLLIB3_ERRORS = (
 )
 
 
+#: This process's stores, whose connections a forked child must not share.
+_stores: weakref.WeakSet[HttpStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_stores):
+        store._forget_connections()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class _BlobMissing(ValidationError):
     """The server refused a batch because a blob it names is not uploaded."""
 
@@ -153,19 +168,35 @@ class HttpStore:
         self._timeout = (connect_timeout, read_timeout)
         self.retry_time = retry_time
 
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=32, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers["Accept"] = "application/json"
-        self._session.headers["User-Agent"] = "labnotebook-python/0.1.0"
+        self._headers = {
+            "Accept": "application/json",
+            "User-Agent": "labnotebook-python/0.1.0",
+        }
         if token:
             if not isinstance(token, str) or any(c in token for c in "\r\n"):
                 raise ValidationError(
                     "the tracking server token must be a single-line string; check "
                     "LABNOTEBOOK_TOKEN or the token= argument"
                 )
-            self._session.headers["Authorization"] = f"Bearer {token}"
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._session = self._new_session()
+        _stores.add(self)
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=32, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update(self._headers)
+        return session
+
+    def _forget_connections(self) -> None:
+        """In a forked child: open new connections instead of the parent's.
+
+        The old session is dropped without closing it: closing only releases the
+        child's copies of the sockets, while a shutdown would end the parent's.
+        """
+        self._session = self._new_session()
 
     def __repr__(self) -> str:
         return f"<HttpStore {self._shown}>"

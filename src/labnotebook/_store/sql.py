@@ -12,8 +12,10 @@ import contextlib
 import itertools
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from array import array
 from collections.abc import Iterator, MutableSequence
 from operator import itemgetter
@@ -190,6 +192,19 @@ def _safe_url(url: str) -> str:
         return "<invalid URL>"
 
 
+#: This process's stores, whose pooled connections a forked child must not share.
+_stores: weakref.WeakSet[SqlStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_stores):
+        store._forget_connections()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class SqlStore:
     """A store in a SQLite file or a PostgreSQL database."""
 
@@ -211,6 +226,17 @@ class SqlStore:
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
         self._ready = not upgrade
+        self._ready_lock = threading.Lock()
+        _stores.add(self)
+
+    def _forget_connections(self) -> None:
+        """In a forked child: leave the parent's pooled connections to the parent.
+
+        Two processes talking over one connection mix up each other's results;
+        ``dispose(close=False)`` drops them from the child's pool without closing
+        them, and the child opens its own on first use.
+        """
+        self.engine.dispose(close=False)
         self._ready_lock = threading.Lock()
 
     def prepare(self) -> None:
