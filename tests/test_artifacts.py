@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
@@ -749,6 +750,14 @@ def test_cli_lists_and_downloads_artifacts(
     assert "Error: run" in result.output and "at step 3" in result.output
     result = cli("download", run.id, "../x", code=1)
     assert "no artifact named" in result.output or "contains '/'" in result.output
+    # "-" is standard output, byte for byte; a folder cannot go there.
+    assert cli("download", run.id, "weights.bin", "-").stdout_bytes == b"a" * 3000
+    assert (
+        "cannot go to standard output"
+        in cli("download", run.id, "tree", "-", code=1).output
+    )
+    result = cli("download", run.id, "weights.bin", "--kind", "image", code=1)
+    assert "no artifact named 'weights.bin' of kind 'image'" in result.output
 
     # --delete needs a name, asks first, and deletes only what is selected.
     assert (
@@ -828,3 +837,37 @@ def labnotebook_delete(
     notebook: Notebook, run_id: str, name: str, **options: Any
 ) -> list[Artifact]:
     return notebook.get_run(run_id).delete_artifacts(name, **options)
+
+
+def test_a_name_shared_by_kinds_is_told_apart_by_kind(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    with notebook.start("k") as run:
+        run.image(np.zeros((2, 2), np.uint8), "weights", step=5)
+        run.save_checkpoint(b"ckpt", name="weights", step=5)
+        run.attach(b"early", name="weights", step=1)
+    # Without a kind: the latest by step, then time.
+    assert notebook.read_artifact(run.id, "weights") == b"ckpt"
+    png = notebook.read_artifact(run.id, "weights", kind="image")
+    assert png.startswith(b"\x89PNG")
+    assert run.read_artifact("weights", kind="file") == b"early"
+    with run.open_artifact("weights", 5, kind="checkpoint") as f:
+        assert f.read() == b"ckpt"
+    path = run.download_artifact("weights", tmp_path, kind="file")
+    assert path.read_bytes() == b"early"
+    with pytest.raises(NotFoundError, match="of kind 'file' at step 5"):
+        notebook.find_artifact(run.id, "weights", step=5, kind="file")
+    with pytest.raises(ValidationError, match="kind 'pictures' is not one of"):
+        notebook.find_artifact(run.id, "weights", kind="pictures")
+
+
+def test_downloaded_files_follow_the_umask(notebook: Notebook, tmp_path: Path) -> None:
+    with notebook.start("m") as run:
+        run.attach(b"x", name="x.bin")
+    old = os.umask(0o027)
+    try:
+        path = notebook.download_artifact(run.id, "x.bin", tmp_path / "x.bin")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".download-")]

@@ -206,9 +206,11 @@ def artifacts(
     return current().artifacts(run_id, kind=kind, name=name)
 
 
-def read_artifact(run_id: str, name: str, *, step: int | None = None) -> bytes:
+def read_artifact(
+    run_id: str, name: str, *, step: int | None = None, kind: str | None = None
+) -> bytes:
     """The bytes of a run's artifact ``name`` (the latest one unless ``step``)."""
-    return current().read_artifact(run_id, name, step=step)
+    return current().read_artifact(run_id, name, step=step, kind=kind)
 
 
 def download_artifact(
@@ -217,10 +219,11 @@ def download_artifact(
     dest: str | os.PathLike[str],
     *,
     step: int | None = None,
+    kind: str | None = None,
 ) -> Path:
     """Copy a run's artifact ``name`` to ``dest``; returns the path written.
 
     A file goes to ``dest``, or into it when ``dest`` is a folder; a folder's
     tree is restored under ``dest`` (created if missing).
     """
-    return current().download_artifact(run_id, name, dest, step=step)
+    return current().download_artifact(run_id, name, dest, step=step, kind=kind)

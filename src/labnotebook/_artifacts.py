@@ -175,8 +175,8 @@ class BlobStore:
     def put_bytes(self, data: bytes | bytearray | memoryview) -> tuple[str, int]:
         """Store bytes; returns (sha256, size)."""
         view = memoryview(data).cast("B")
-        self._check_size(view.nbytes, "the bytes")
-        return self.put_stream(io.BytesIO(view), source_name="the bytes")
+        self._check_size(view.nbytes, "the data")
+        return self.put_stream(io.BytesIO(view), source_name="the data")
 
     def put_stream(
         self,
@@ -681,10 +681,11 @@ def write_verified(
     """Copy ``source`` to ``target`` through a temp file beside it.
 
     The bytes must hash to ``sha256`` (else StoreError and ``target`` is left as
-    it was); ``mode`` sets the permission bits (at most 0o777).
+    it was); ``mode`` sets the permission bits (at most 0o777). Without it the
+    file gets the mode of any new file: 0o666 less the process's umask.
     """
     digest = hashlib.sha256()
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=".download-")
+    fd, name = _new_temp_file(target.parent, ".download-")
     try:
         with os.fdopen(fd, "wb") as out:
             while chunk := source.read(CHUNK_SIZE):
@@ -702,6 +703,23 @@ def write_verified(
         with contextlib.suppress(OSError):
             os.unlink(name)
         raise
+
+
+def _new_temp_file(folder: Path, prefix: str) -> tuple[int, str]:
+    """A new file in ``folder`` opened for writing, with a random name.
+
+    Unlike ``tempfile.mkstemp`` (always 0o600), its mode is 0o666 less the
+    umask, as for any file a program creates, so a downloaded file is as
+    readable as one the user copied.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        name = os.path.join(folder, prefix + os.urandom(8).hex())
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {str(folder)!r}")
 
 
 def restore_folder(

@@ -321,23 +321,30 @@ class Notebook:
         return self.store.list_artifacts(run_id, kind=kind, name=name)
 
     def find_artifact(
-        self, run_id: str, name: str, *, step: int | None = None
+        self,
+        run_id: str,
+        name: str,
+        *,
+        step: int | None = None,
+        kind: str | None = None,
     ) -> Artifact:
         """The artifact ``name`` of a run: at ``step``, else the latest by step
-        then time. NotFoundError if there is none.
+        then time; only of ``kind`` when given (a picture and a checkpoint may
+        share a name). NotFoundError if there is none.
         """
         from ._errors import NotFoundError
 
         if step is not None:
             step = check_step(step)
-        found = self.artifacts(run_id, name=name)
+        found = self.artifacts(run_id, name=name, kind=kind)
         if step is not None:
             found = [a for a in found if a.step == step]
         if not found:
             at = "" if step is None else f" at step {step}"
+            of = "" if kind is None else f" of kind {kind!r}"
             raise NotFoundError(
-                f"run {run_id[:8]} has no artifact named {name!r}{at}; list them "
-                "with run.artifacts()"
+                f"run {run_id[:8]} has no artifact named {name!r}{of}{at}; list "
+                "them with run.artifacts()"
             )
         return max(
             found,
@@ -345,10 +352,15 @@ class Notebook:
         )
 
     def open_artifact(
-        self, run_id: str, name: str, *, step: int | None = None
+        self,
+        run_id: str,
+        name: str,
+        *,
+        step: int | None = None,
+        kind: str | None = None,
     ) -> BinaryIO:
         """A file artifact's bytes as a binary file object (close it when done)."""
-        artifact = self.find_artifact(run_id, name, step=step)
+        artifact = self.find_artifact(run_id, name, step=step, kind=kind)
         if artifact.kind == "folder":
             raise ValidationError(
                 f"artifact {name!r} is a folder; copy it with "
@@ -357,10 +369,15 @@ class Notebook:
         return self._open_blob(artifact.run_id, artifact.sha256)
 
     def read_artifact(
-        self, run_id: str, name: str, *, step: int | None = None
+        self,
+        run_id: str,
+        name: str,
+        *,
+        step: int | None = None,
+        kind: str | None = None,
     ) -> bytes:
         """A file artifact's bytes."""
-        with self.open_artifact(run_id, name, step=step) as f:
+        with self.open_artifact(run_id, name, step=step, kind=kind) as f:
             return f.read()
 
     def download_artifact(
@@ -370,6 +387,7 @@ class Notebook:
         dest: str | os.PathLike[str],
         *,
         step: int | None = None,
+        kind: str | None = None,
     ) -> Path:
         """Copy an artifact to ``dest``; returns the path written.
 
@@ -388,7 +406,7 @@ class Notebook:
                 f"dest must be a file or folder path, got {type(dest).__name__}"
             )
         target = Path(dest)
-        artifact = self.find_artifact(run_id, name, step=step)
+        artifact = self.find_artifact(run_id, name, step=step, kind=kind)
         if artifact.kind == "folder":
             if target.exists() and not target.is_dir():
                 raise ValidationError(

@@ -211,18 +211,27 @@ class Run:
         self.flush()
         return self._notebook.delete_artifacts(self.id, name, step=step, kind=kind)
 
-    def read_artifact(self, name: str, step: int | None = None) -> bytes:
+    def read_artifact(
+        self, name: str, step: int | None = None, *, kind: str | None = None
+    ) -> bytes:
         """The bytes of the artifact ``name`` (the latest one unless ``step``)."""
         self.flush()
-        return self._notebook.read_artifact(self.id, name, step=step)
+        return self._notebook.read_artifact(self.id, name, step=step, kind=kind)
 
-    def open_artifact(self, name: str, step: int | None = None) -> BinaryIO:
+    def open_artifact(
+        self, name: str, step: int | None = None, *, kind: str | None = None
+    ) -> BinaryIO:
         """The artifact ``name`` as a binary file object to read (and close)."""
         self.flush()
-        return self._notebook.open_artifact(self.id, name, step=step)
+        return self._notebook.open_artifact(self.id, name, step=step, kind=kind)
 
     def download_artifact(
-        self, name: str, dest: str | os.PathLike[str], step: int | None = None
+        self,
+        name: str,
+        dest: str | os.PathLike[str],
+        step: int | None = None,
+        *,
+        kind: str | None = None,
     ) -> Path:
         """Copy the artifact ``name`` to ``dest``; returns the path written.
 
@@ -230,7 +239,9 @@ class Run:
         tree is restored under ``dest``.
         """
         self.flush()
-        return self._notebook.download_artifact(self.id, name, dest, step=step)
+        return self._notebook.download_artifact(
+            self.id, name, dest, step=step, kind=kind
+        )
 
     # -------------------------------------------------------------- notebooks
 

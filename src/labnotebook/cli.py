@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from . import __version__
 from ._artifacts import check_artifact_name
 from ._config import Settings
-from ._errors import FilterError, LabnotebookError, StoreError
+from ._errors import FilterError, LabnotebookError, StoreError, ValidationError
 from ._frames import RUN_COLUMNS, runs_frame
 from ._notebook import Notebook
 from ._query import Field, parse_field
@@ -812,22 +812,40 @@ def _size(n: int) -> str:
     type=click.IntRange(min=0),
     help="The artifact at this step (default: the latest one).",
 )
+@click.option(
+    "--kind",
+    type=click.Choice(ARTIFACT_KINDS),
+    help="Only an artifact of this kind (a picture and a checkpoint may share a name).",
+)
 @store_option
 def download_command(
-    run_id: str, name: str, dest: Path | None, step: int | None
+    run_id: str, name: str, dest: Path | None, step: int | None, kind: str | None
 ) -> None:
     """Copy the artifact NAME of a run to DEST.
 
     A file is written to DEST, or into it when DEST is a folder (default: the
-    current folder). A folder's files are restored under DEST (default: a folder
-    NAME in the current folder).
+    current folder); DEST - writes it to standard output. A folder's files are
+    restored under DEST (default: a folder NAME in the current folder).
     """
     notebook = _notebook()
+    if dest is not None and str(dest) == "-":
+        artifact = notebook.find_artifact(run_id, name, step=step, kind=kind)
+        if artifact.kind == "folder":
+            raise ValidationError(
+                f"artifact {name!r} is a folder, which cannot go to standard "
+                "output; give a folder path as DEST"
+            )
+        with (
+            notebook.open_artifact(run_id, name, step=step, kind=kind) as f,
+            click.open_file("-", "wb") as out,
+        ):
+            shutil.copyfileobj(f, out, 1 << 20)
+        return
     if dest is None:
-        artifact = notebook.find_artifact(run_id, name, step=step)
+        artifact = notebook.find_artifact(run_id, name, step=step, kind=kind)
         folder = artifact.kind == "folder"
         dest = Path.cwd() / check_artifact_name(artifact.name) if folder else Path.cwd()
-    written = notebook.download_artifact(run_id, name, dest, step=step)
+    written = notebook.download_artifact(run_id, name, dest, step=step, kind=kind)
     click.echo(str(written))
 
 
