@@ -104,6 +104,9 @@ class Writer:
         self._retry_wait = retry_interval
         self._last_heartbeat = 0.0
         self._warned_unavailable = False
+        #: The store's last answer was one that waiting does not change (a
+        #: refused token): close() then leaves the rest in the spool at once.
+        self._refused = False
         self.written_points = 0
 
         self._collector = threading.Thread(
@@ -165,7 +168,11 @@ class Writer:
         self._collector.join(max(0.0, deadline - time.monotonic()))
         with self._send_ready:
             self._send_ready.notify_all()
-        self._sender_done.wait(max(0.0, deadline - time.monotonic()))
+        while not self._sender_done.wait(
+            min(0.1, max(0.0, deadline - time.monotonic()))
+        ):
+            if self._refused or time.monotonic() >= deadline:
+                break
 
         if self._sender_done.is_set():
             complete = not self.spool.pending
@@ -180,6 +187,15 @@ class Writer:
                     self.spool.append(queued.batch)
                     queued.spooled = True
             self._drain_into_spool_locked()
+        if self._refused:
+            logger.warning(
+                "run %s: store %s refused this process's token; what it did not take "
+                "is in %s, run `labnotebook sync` with a valid token to send it",
+                self.run_id,
+                _safe(self.store.url),
+                self.spool.path,
+            )
+            return False
         logger.warning(
             "run %s: store %s did not take everything within %.0f s; the rest is in "
             "%s, run `labnotebook sync` to send it",
@@ -410,6 +426,7 @@ class Writer:
                 self._written_copies.clear()
 
     def _store_failed(self, exc: Exception) -> None:
+        self._refused = bool(getattr(exc, "permanent", False))
         with self._lock:
             self._spilling = True
             for queued in self._outbox:
@@ -430,6 +447,7 @@ class Writer:
             logger.info("run %s: store still failing: %s", self.run_id, exc)
 
     def _store_ok(self) -> None:
+        self._refused = False
         self._retry_wait = self.retry_interval
         if self._warned_unavailable:
             self._warned_unavailable = False

@@ -338,6 +338,52 @@ def test_tokens(server: ServerProcess, tmp_path: Path):
         nb.close()
 
 
+WRONG_TOKEN = """
+import os, time
+import labnotebook as lab
+
+lab.init(os.environ["SERVER"], home=os.environ["HOME_DIR"], flush_interval=0.05,
+         exit_timeout=20)
+run = lab.start("typo", experiment="tokens")
+for step in range(100):
+    run.log(x=float(step), step=step)
+began = time.monotonic()
+print("complete", run.finish(), flush=True)
+print("took", time.monotonic() - began, flush=True)
+"""
+
+
+def test_a_refused_token_does_not_hold_up_the_exit(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    home = tmp_path / "client"
+    proc = subprocess.run(
+        [sys.executable, "-c", WRONG_TOKEN],
+        env=child_env(
+            SERVER=server.url, LABNOTEBOOK_TOKEN="typo-token", HOME_DIR=str(home)
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    assert lines["complete"] == "False"
+    # Waiting does not mend a token: finish() gives up at once, not after 20 s.
+    assert float(lines["took"]) < 5, proc.stderr
+    assert "did not accept the token" in proc.stderr
+    assert "with a valid token" in proc.stderr
+
+    nb = Notebook(remote_settings(server.url, home))
+    try:
+        assert nb.sync() > 0
+        run = nb.runs(experiment="tokens")
+        assert list(run["status"]) == ["finished"]
+        assert list(nb.history(run["id"][0])["x"]) == [float(s) for s in range(100)]
+    finally:
+        nb.close()
+
+
 # --------------------------------------------------------- many processes
 
 CLIENT = """

@@ -132,6 +132,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _TokenRefused(StoreError):
+    """The server refused the token: waiting will not help, a new token will."""
+
+    #: Read by the writer, which then stops waiting for the store at exit.
+    permanent = True
+
+
 class _BlobMissing(ValidationError):
     """The server refused a batch because a blob it names is not uploaded."""
 
@@ -749,13 +756,13 @@ class HttpStore:
                 message, where or "", column if isinstance(column, int) else None
             )
         if status == 401:
-            return StoreError(
+            return _TokenRefused(
                 f"tracking server {self._shown} did not accept the token ({message}); "
                 "pass a valid token with labnotebook.init(url, token=...) or set "
                 "LABNOTEBOOK_TOKEN"
             )
         if status == 403:
-            return StoreError(
+            return _TokenRefused(
                 f"tracking server {self._shown} refused {method} {path} with this "
                 f"token ({message}); writing needs a write token, not a read token"
             )
