@@ -97,10 +97,43 @@ def test_other_objects_are_refused(value: Any) -> None:
         to_png(value)
 
 
-def test_torch_tensor_gets_a_hint() -> None:
-    torch = pytest.importorskip("torch")
-    with pytest.raises(ValidationError, match=r"permute\(1, 2, 0\)"):
-        to_png(torch.zeros(3, 4, 4))
+def test_torch_tensors_are_read_channels_first() -> None:
+    import torch
+
+    rgb = torch.zeros(3, 4, 6)
+    rgb[0] = 1.0  # red
+    image = _decode(to_png(rgb.requires_grad_())[0])
+    assert (image.mode, image.size, image.getpixel((5, 3))) == (
+        "RGB",
+        (6, 4),
+        (255, 0, 0),
+    )
+
+    grey = torch.full((1, 2, 5), 7, dtype=torch.uint8)
+    image = _decode(to_png(grey)[0])
+    assert (image.mode, image.size, image.getpixel((0, 0))) == ("L", (5, 2), 7)
+
+    half = torch.full((2, 2), 0.5, dtype=torch.bfloat16)
+    assert _decode(to_png(half)[0]).getpixel((1, 1)) == 128
+    rgba = torch.ones(4, 2, 2, dtype=torch.float16)
+    assert _decode(to_png(rgba)[0]).mode == "RGBA"
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((6, 6, 3), r"read as CxHxW .* got shape \(6, 6, 3\).*permute\(2, 0, 1\)"),
+        ((8, 3, 4, 4), r"shape \(8, 3, 4, 4\).*make_grid"),
+        ((5,), r"shape \(5,\)"),
+    ],
+)
+def test_other_tensor_shapes_are_refused(shape: tuple[int, ...], message: str) -> None:
+    import torch
+
+    with pytest.raises(ValidationError, match=message):
+        to_png(torch.zeros(shape))
+    with pytest.raises(ValidationError, match="values from -1 to 1"):
+        to_png(torch.linspace(-1, 1, 4).reshape(2, 2))
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,10 @@ from ._errors import ValidationError
 
 #: What :func:`to_png` accepts, for error messages.
 ACCEPTED = (
-    "a matplotlib Figure, a PIL Image, or a numpy array of shape HxW, HxWx1, HxWx3 "
-    "or HxWx4 with dtype uint8, bool, another integer type (values 0-255) or a "
-    "float type (values 0.0-1.0)"
+    "a matplotlib Figure, a PIL Image, a numpy array of shape HxW, HxWx1, HxWx3 "
+    "or HxWx4 or a torch tensor of shape HxW, 1xHxW, 3xHxW or 4xHxW, with dtype "
+    "uint8, bool, another integer type (values 0-255) or a float type (values "
+    "0.0-1.0)"
 )
 
 #: PIL modes stored as they are; others are converted (see :func:`_pil_png`).
@@ -48,15 +49,12 @@ def to_png(obj: object) -> tuple[bytes, int, int]:
         data = _pil_png(obj)
     elif _is_ndarray(obj):
         data = _array_png(obj)
+    elif _is_tensor(obj):
+        data = _array_png(_tensor_array(obj))
     else:
-        hint = ""
-        if type(obj).__module__.split(".")[0] == "torch":
-            hint = (
-                "; convert a CxHxW tensor with t.permute(1, 2, 0).cpu().numpy() first"
-            )
         raise ValidationError(
             f"cannot store a {type(obj).__module__}.{type(obj).__qualname__} as an "
-            f"image; give {ACCEPTED}{hint}"
+            f"image; give {ACCEPTED}"
         )
     width, height = png_size(data)
     return data, width, height
@@ -126,6 +124,37 @@ def _pil_png(image: Any) -> bytes:
 def _is_ndarray(obj: object) -> bool:
     module = sys.modules.get("numpy")
     return module is not None and isinstance(obj, module.ndarray)
+
+
+def _is_tensor(obj: object) -> bool:
+    module = sys.modules.get("torch")
+    return module is not None and isinstance(obj, module.Tensor)
+
+
+def _tensor_array(tensor: Any) -> Any:
+    """A torch tensor as an HxW or HxWxC array: channels first, as torch has them
+    (torchvision's ``make_grid`` and TensorBoard's ``add_image`` read them so).
+    """
+    import torch
+
+    shape = tuple(tensor.shape)
+    if tensor.ndim == 3:
+        if shape[0] not in (1, 3, 4):
+            raise ValidationError(
+                f"a 3-D tensor is read as CxHxW (channels first, as in torch) with "
+                f"1, 3 or 4 channels, got shape {shape}; for an HxWxC tensor pass "
+                "t.permute(2, 0, 1)"
+            )
+        tensor = tensor.permute(1, 2, 0)
+    elif tensor.ndim != 2:
+        raise ValidationError(
+            f"cannot store a tensor of shape {shape} as an image; give one picture "
+            "of shape HxW or CxHxW (for a batch, torchvision.utils.make_grid(t))"
+        )
+    tensor = tensor.detach()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()  # numpy has no bfloat16
+    return tensor.cpu().numpy()
 
 
 def _array_png(array: Any) -> bytes:

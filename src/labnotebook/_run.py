@@ -444,8 +444,9 @@ class Run:
     def image(self, obj: Any, name: str, step: int | None = None) -> ArtifactCreate:
         """Store a picture with the run, as PNG.
 
-        obj: a matplotlib Figure, a PIL Image, or a numpy array (HxW, HxWx1,
-            HxWx3 or HxWx4; uint8, bool, integers 0-255 or floats 0.0-1.0).
+        obj: a matplotlib Figure, a PIL Image, a numpy array (HxW, HxWx1,
+            HxWx3 or HxWx4) or a torch tensor (HxW or CxHxW, channels first);
+            uint8, bool, integers 0-255 or floats 0.0-1.0.
         name: the picture's name; pictures of one name form a series by step.
         step: the step it shows (default: the last step logged, or none before
             the first).
