@@ -168,11 +168,17 @@ class ConsoleCapture:
         if not taken:
             return []
         chunks: list[tuple[float, str, str]] = []
+        kept_before = self.kept
         start = 0
         for i in range(1, len(taken) + 1):
             if i == len(taken) or taken[i][1] != taken[start][1]:
                 self._add_chunk(chunks, taken[start:i])
                 start = i
+        if not self.truncated:
+            # Count what was kept (progress bar states merged), not what was
+            # written, so that a bar redrawn for hours does not use up the limit.
+            written = sum(len(data) for _, _, data in taken)
+            self.counted -= written - (self.kept - kept_before)
         if self.truncated and self.kept >= 0 and not self.entries:
             self._add_marker(chunks)
         return chunks
@@ -189,6 +195,8 @@ class ConsoleCapture:
             for _, _, data in run
         ]
         text = _storable("".join(parts))
+        if "\r" in text:
+            text = _merge_rewrites(text)
         encoded = text.encode("utf-8")
         room = self.limit - self.kept
         over = len(encoded) > room
@@ -229,6 +237,29 @@ def _stream_handlers() -> list[logging.StreamHandler[Any]]:
             if isinstance(handler, logging.StreamHandler):
                 found[id(handler)] = handler
     return list(found.values())
+
+
+def _merge_rewrites(text: str) -> str:
+    """Merge the states of a line redrawn with ``\r`` into its last one.
+
+    ``"\r1/3 [#  ]\r2/3 [## ]\r3/3 [###]"`` becomes ``"\r3/3 [###]"``: what a
+    terminal shows, with the cursor where it would be. A line is merged only when
+    its last state is at least as long as every earlier one since the first
+    ``\r`` (so it covers them, as progress bars do) and it holds no escape
+    sequence; the text before the first ``\r`` may continue an earlier chunk's
+    line and is kept.
+    """
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.count("\r") < 2 or "\x1b" in line:
+            continue
+        body = line.rstrip("\r")
+        first, *states = body.split("\r")
+        last = states[-1] if states else ""
+        if len(states) < 2 or any(len(state) > len(last) for state in states):
+            continue
+        lines[i] = f"{first}\r{last}" + "\r" * (len(line) - len(body))
+    return "\n".join(lines)
 
 
 def _storable(text: str) -> str:
