@@ -174,7 +174,9 @@ def test_many_processes_write_at_once(settings: Settings, notebook: Notebook) ->
 
 
 FORKS = """
-import multiprocessing, signal
+import faulthandler, multiprocessing, signal
+
+faulthandler.enable()  # a hung process aborted below says where it was
 
 run = lab.start("parent", experiment="parent")
 run.log(x=0.0, step=0)
@@ -219,7 +221,12 @@ def test_forked_children_leave_the_parents_run_alone(
     settings: Settings, notebook: Notebook
 ) -> None:
     proc = spawn(FORKS, settings)
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate()
+        pytest.fail(f"the script did not end:\n{out}\n{err}")
     assert proc.returncode == 0, err
     lines = dict(line.split(" ", 1) for line in out.splitlines())
     assert "is logged by process" in lines["refused"]

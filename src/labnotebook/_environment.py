@@ -43,6 +43,8 @@ MAX_ARGS = 1_000
 MAX_ARG_LENGTH = 10_000
 #: Seconds any one git command may take.
 GIT_TIMEOUT = 2.0
+#: Seconds start() waits for the list of installed packages.
+PACKAGES_TIMEOUT = 10.0
 
 _DIST_FOLDER = re.compile(r"^([^-]+)-([^-]+?)(?:-py\d[^-]*)?\.(?:dist|egg)-info$")
 _host_cache: dict[str, Any] = {}
@@ -72,8 +74,14 @@ def capture(*, code: bool, environment: bool, max_diff_size: int) -> dict[str, A
         out["platform"] = _guard(_platform)
         out["host"] = _guard(_host)
         assert reader is not None
-        reader.join()
-        found = packages[0]
+        # Bounded: a start() never hangs on reading metadata (in a forked child, a
+        # lock its parent held at the fork would otherwise stop it for good).
+        reader.join(PACKAGES_TIMEOUT)
+        found = (
+            packages[0]
+            if packages
+            else {"error": f"reading the packages took over {PACKAGES_TIMEOUT:g} s"}
+        )
         if "error" in found:
             out["packages"] = {}
             out["packages_error"] = found["error"]
@@ -171,7 +179,9 @@ def _git(where: str, max_diff_size: int) -> dict[str, Any]:
         where,
         ["status", "--porcelain=v2", "--branch", "--untracked-files=normal", "-z"],
     )
-    reader.join()
+    reader.join(2 * GIT_TIMEOUT)
+    if not remote:
+        remote.append({"error": f"took over {2 * GIT_TIMEOUT:g} s"})
     if status is None:
         return {}
     commit: str | None = None

@@ -516,8 +516,10 @@ def _check_exactly_once(store_url: str, run_id: str, steps: int) -> None:
 
 
 FORKED_SWEEP = """
-import multiprocessing, os
+import faulthandler, multiprocessing, os
 import labnotebook as lab
+
+faulthandler.enable()  # inherited: a worker that crashes or is aborted says where
 
 lab.init(os.environ["SERVER"], home=os.environ["HOME_DIR"], flush_interval=0.05)
 parent = lab.start("parent", experiment="parent")
@@ -540,18 +542,26 @@ parent.log(x=1.0)
 def test_a_forked_sweep_logs_through_the_server(
     server: ServerProcess, tmp_path: Path
 ) -> None:
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-c", FORKED_SWEEP],
         env=child_env(
             SERVER=server.url, LABNOTEBOOK_TOKEN=TOKEN, HOME_DIR=str(tmp_path / "c")
         ),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
+        start_new_session=True,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "Warning" not in proc.stderr, proc.stderr
-    ids = proc.stdout.split()
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        # Every process of the sweep prints its threads' stacks, then ends.
+        os.killpg(proc.pid, signal.SIGABRT)
+        out, err = proc.communicate()
+        pytest.fail(f"the sweep did not end:\n{out}\n{err}")
+    assert proc.returncode == 0, err
+    assert "Warning" not in err, err
+    ids = out.split()
     nb = Notebook(remote_settings(server.url, tmp_path / "reader"))
     try:
         for run_id in ids:
