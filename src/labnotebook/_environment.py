@@ -77,7 +77,7 @@ def capture(*, code: bool, environment: bool, max_diff_size: int) -> dict[str, A
         # Bounded: a start() never hangs on reading metadata (in a forked child, a
         # lock its parent held at the fork would otherwise stop it for good).
         reader.join(PACKAGES_TIMEOUT)
-        found = (
+        found: dict[str, Any] = (
             packages[0]
             if packages
             else {"error": f"reading the packages took over {PACKAGES_TIMEOUT:g} s"}
