@@ -452,8 +452,14 @@ def test_export_runs_round_trip(
     cli: Invoke, notebook: Notebook, seeded: dict[str, str], tmp_path: Path, fmt: str
 ) -> None:
     path = tmp_path / f"runs.{fmt}"
-    result = cli("export", "--output", str(path))
+    old = os.umask(0o027)
+    try:
+        result = cli("export", "--output", str(path))
+    finally:
+        os.umask(old)
     assert f"wrote 4 runs to {path}" in result.stderr
+    assert path.stat().st_mode & 0o777 == 0o640  # as any new file: 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".partial"] == []
 
     got = _read(path, fmt)
     expected = notebook.runs()

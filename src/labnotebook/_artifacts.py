@@ -685,7 +685,7 @@ def write_verified(
     file gets the mode of any new file: 0o666 less the process's umask.
     """
     digest = hashlib.sha256()
-    fd, name = _new_temp_file(target.parent, ".download-")
+    fd, name = create_temp_file(target.parent, ".download-")
     try:
         with os.fdopen(fd, "wb") as out:
             while chunk := source.read(CHUNK_SIZE):
@@ -705,16 +705,17 @@ def write_verified(
         raise
 
 
-def _new_temp_file(folder: Path, prefix: str) -> tuple[int, str]:
+def create_temp_file(folder: Path, prefix: str, suffix: str = "") -> tuple[int, str]:
     """A new file in ``folder`` opened for writing, with a random name.
 
     Unlike ``tempfile.mkstemp`` (always 0o600), its mode is 0o666 less the
-    umask, as for any file a program creates, so a downloaded file is as
-    readable as one the user copied.
+    umask, as for any file a program creates, so a file renamed into place from
+    it is as readable as one the user copied. The kernel applies the umask, so
+    nothing reads or changes the process's umask (which other threads share).
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
-        name = os.path.join(folder, prefix + os.urandom(8).hex())
+        name = os.path.join(folder, prefix + os.urandom(8).hex() + suffix)
         try:
             return os.open(name, flags, 0o666), name
         except FileExistsError:

@@ -21,7 +21,6 @@ import numbers
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -34,7 +33,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import __version__
-from ._artifacts import check_artifact_name
+from ._artifacts import check_artifact_name, create_temp_file
 from ._config import Settings
 from ._errors import FilterError, LabnotebookError, StoreError, ValidationError
 from ._frames import RUN_COLUMNS, runs_frame
@@ -917,8 +916,8 @@ def _output(path: str, binary: bool) -> Iterator[Any]:
 
     target = Path(path)
     try:
-        fd, temporary = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".partial", dir=target.parent
+        fd, temporary = create_temp_file(
+            target.parent, f".{target.name}.", suffix=".partial"
         )
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror}") from None
@@ -929,18 +928,11 @@ def _output(path: str, binary: bool) -> Iterator[Any]:
             else os.fdopen(fd, "w", encoding="utf-8", newline="")
         ) as handle:
             yield handle
-        os.chmod(temporary, 0o644 & ~_umask())
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _export_runs(frame: pd.DataFrame, fmt: str, out: Any) -> None:
