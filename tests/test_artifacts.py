@@ -871,3 +871,17 @@ def test_downloaded_files_follow_the_umask(notebook: Notebook, tmp_path: Path) -
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o640
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".download-")]
+
+
+def test_dot_and_dotdot_are_named_after_their_folder(
+    notebook: Notebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inner = tmp_path / "experiment" / "outputs"
+    inner.mkdir(parents=True)
+    (inner / "a.txt").write_text("a")
+    monkeypatch.chdir(inner)
+    with notebook.start("dots") as run:
+        assert run.attach(".").name == "outputs"
+        assert run.attach("./").name == "outputs"
+        assert run.attach("..").name == "experiment"
+        assert run.attach(".", name="named").name == "named"

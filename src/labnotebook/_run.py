@@ -559,7 +559,8 @@ class Run:
         if isinstance(source, str | os.PathLike):
             path = Path(source)
             if name is None:
-                name = path.name
+                # "." and ".." are named after the folder they stand for.
+                name = path.name if path.name not in ("", "..") else path.resolve().name
             if path.is_dir():
                 return self._add_folder(path, name, step)
             return self._add_artifact("file", name, path, step=step)
