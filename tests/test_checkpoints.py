@@ -446,6 +446,26 @@ def test_prune_validates(
     assert len(notebook.artifacts(run.id)) == 1
 
 
+def test_prune_by_a_metric_that_ranks_nothing_deletes_nothing(
+    notebook: Notebook,
+) -> None:
+    with notebook.start() as run:
+        for step in range(4):
+            run.log({"val/loss": 1.0 / (step + 1)}, step=2 * step)
+            run.save_checkpoint(np.full(3, step), step=2 * step + 1)
+    with pytest.raises(
+        ValidationError, match=r"no values of metric 'val/los'.*'val/loss'.*nothing"
+    ):
+        run.prune_checkpoints(keep_best=1, metric="val/los")
+    with pytest.raises(
+        ValidationError, match=r"no checkpoint 'model' .* steps: 1, 3, 5, 7\).*nothing"
+    ):
+        run.prune_checkpoints(keep_best=1, metric="val/loss")
+    assert len(notebook.artifacts(run.id, kind="checkpoint")) == 4
+    # Without keep_best the metric is not needed, and keep_last works as before.
+    assert len(run.prune_checkpoints(keep_last=1)) == 3
+
+
 def test_pictures_and_checkpoints_survive_a_store_outage(
     make_pg_database: Callable[[], str], tmp_path: pathlib.Path
 ) -> None:

@@ -517,6 +517,38 @@ def _destination(dest: str | os.PathLike[str] | None) -> pathlib.Path:
     return folder
 
 
+def _check_ranked(
+    notebook: Notebook,
+    run_id: str,
+    name: str,
+    metric: str,
+    found: Sequence[Artifact],
+    values: Mapping[int, float],
+) -> None:
+    """Refuse to prune by a metric that ranks none of the checkpoints.
+
+    A misspelt metric, or one logged at other steps than the checkpoints, would
+    otherwise keep no "best" checkpoint and delete the ones the caller meant to
+    keep.
+    """
+    if not values:
+        known = sorted(notebook.store.get_run(run_id).metrics)
+        shown = ", ".join(repr(k) for k in known[:20]) or "none"
+        raise ValidationError(
+            f"run {run_id[:8]} has no values of metric {metric!r} to rank its "
+            f"checkpoints by (its metrics: {shown}); nothing was deleted"
+        )
+    steps = sorted({a.step for a in found if a.step is not None})
+    if not any(step in values and math.isfinite(values[step]) for step in steps):
+        shown = ", ".join(str(step) for step in steps[:10]) or "none"
+        raise ValidationError(
+            f"no checkpoint {name!r} of run {run_id[:8]} is at a step where "
+            f"{metric!r} has a value (checkpoint steps: {shown}); save checkpoints "
+            "at the steps the metric is logged, or pass step= to save_checkpoint; "
+            "nothing was deleted"
+        )
+
+
 def prune(
     notebook: Notebook,
     run_id: str,
@@ -559,6 +591,7 @@ def prune(
         columns = notebook.store.history(run_id, [metric]).get(metric)
         if columns is not None:
             values = dict(zip(columns[0], columns[1], strict=True))
+        _check_ranked(notebook, run_id, name, metric, found, values)
     victims = to_prune(
         found, keep_last=keep_last, keep_best=keep_best, values=values, mode=mode
     )
