@@ -45,6 +45,8 @@ const ALLOWED_ATTR = ['href', 'title', 'alt', 'src', 'start', 'align', 'data-sha
  */
 const BLOB_REF = /^sha256:([0-9a-f]{64})$/
 const SHA256 = /^[0-9a-f]{64}$/
+/** An absolute address on any site, this one included (`https://…`, `//host/…`). */
+const OTHER_SITE = /^(?:https?:)?\/\//i
 
 /** Links and images may point only to http(s), mailto, or a path on this server. */
 const SAFE_URL = /^(?:https?:|mailto:|[/#?.]|[^:/?#]*(?:[/?#]|$))/i
@@ -96,8 +98,14 @@ const notes = new Marked({
   renderer: {
     image({ href, text }: Tokens.Image): string | false {
       const match = BLOB_REF.exec(href)
-      if (!match) return false
-      return `<img data-sha256="${match[1]}" alt="${escapeHtml(text)}">`
+      if (match) return `<img data-sha256="${match[1]}" alt="${escapeHtml(text)}">`
+      // The page's Content-Security-Policy loads pictures from this server only, so
+      // that a note cannot make its readers' browsers call another site: a picture
+      // elsewhere becomes a link to it rather than a broken image.
+      if (OTHER_SITE.test(href)) {
+        return `<a href="${escapeHtml(href)}">${escapeHtml(text || href)}</a>`
+      }
+      return false
     },
   },
 })

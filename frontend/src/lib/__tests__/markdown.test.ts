@@ -72,6 +72,18 @@ describe('renderMarkdown', () => {
     }
   })
 
+  it.each([
+    ['![loss curve](https://example.org/loss.png)', 'loss curve', 'https://example.org/loss.png'],
+    ['![](//example.org/a.png)', '//example.org/a.png', '//example.org/a.png'],
+  ])('turns a picture on another site into a link: %s', (markdown, text, href) => {
+    const doc = new DOMParser().parseFromString(renderMarkdown(markdown), 'text/html')
+    expect(doc.querySelector('img')).toBeNull()
+    const link = doc.querySelector('a')!
+    expect(link.getAttribute('href')).toBe(href)
+    expect(link.textContent).toBe(text)
+    expect(link.getAttribute('rel')).toContain('noopener')
+  })
+
   it('keeps the text of removed markup visible as text', () => {
     const html = renderMarkdown('<b>kept</b> and 2 < 3')
     expect(html).toContain('2 &lt; 3')
