@@ -439,9 +439,13 @@ class Writer:
             self._retry_wait = min(self._retry_wait * 2, MAX_RETRY_INTERVAL)
         if not self._warned_unavailable:
             self._warned_unavailable = True
+            shown = _safe(self.store.url)
+            reason = str(exc)
+            if shown not in reason:
+                reason = f"cannot write to store {shown}: {reason}"
             self._report(
-                f"cannot write to store {_safe(self.store.url)} ({exc}); logging "
-                f"continues into {self.spool.path} and is sent when the store is back"
+                f"{reason}; logging continues into {self.spool.path} and is sent "
+                "when the store is back"
             )
         else:
             logger.info("run %s: store still failing: %s", self.run_id, exc)

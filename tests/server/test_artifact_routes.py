@@ -803,7 +803,7 @@ class _Response:
         return self._response.text
 
 
-@pytest.mark.filterwarnings("ignore:cannot write to store:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:.*logging continues into:RuntimeWarning")
 def test_files_attached_while_the_server_is_away_arrive_when_it_is_back(
     store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
