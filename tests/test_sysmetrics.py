@@ -278,3 +278,18 @@ run.log(loss=1.0)
         assert run.summary["loss"].last_step == 0
     finally:
         notebook.close()
+
+
+def test_a_counter_the_system_lacks_leaves_the_others(
+    sampled: Notebook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What psutil raises in a container without /proc/diskstats and /sys/block.
+    def no_disks(*args: object, **kwargs: object) -> None:
+        raise NotImplementedError("/proc/diskstats nor /sys/block are available")
+
+    monkeypatch.setattr(psutil, "disk_io_counters", no_disks)
+    with sampled.start() as run:
+        wait_for_samples(run, 3)
+    keys = set(sys_keys(sampled, run.id))
+    assert keys >= CORE_KEYS | {"sys/net_sent_bytes_per_s", "sys/cpu_percent"}
+    assert not any(k.startswith("sys/disk_") for k in keys)

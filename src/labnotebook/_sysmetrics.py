@@ -146,10 +146,16 @@ class SystemSampler:
 
 
 def _attempt(read: Callable[[], Any]) -> Any:
-    """The value ``read`` returns, or None when the system refuses it."""
+    """The value ``read`` returns, or None when the system refuses it.
+
+    Any error counts as a refusal: psutil raises ``NotImplementedError`` where a
+    counter does not exist (``disk_io_counters`` without ``/proc/diskstats`` and
+    ``/sys/block``, in some containers), and one missing value must not cost the
+    others of the sample.
+    """
     try:
         return read()
-    except (psutil.Error, OSError, ValueError, AttributeError):
+    except Exception:
         return None
 
 
