@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from labnotebook import LabnotebookError, Notebook, Run, ValidationError, _process
+from labnotebook import (
+    LabnotebookError,
+    Notebook,
+    Run,
+    Settings,
+    ValidationError,
+    _process,
+)
 
 
 def test_log_and_read_back(notebook: Notebook) -> None:
@@ -370,3 +377,15 @@ def test_notebook_takes_a_url_or_settings(
         Notebook(5)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         Notebook("mysql://nowhere/db")
+
+
+@pytest.mark.parametrize(
+    "name", ["flush_interval", "heartbeat_interval", "exit_timeout", "retry_interval"]
+)
+@pytest.mark.parametrize("value", [0, -1.0, math.nan, math.inf, 1e10, True])
+def test_intervals_waited_for_must_be_finite(name: str, value: float) -> None:
+    # An infinite or huge wait made the background threads raise OverflowError,
+    # leaving runs 'running'.
+    with pytest.raises(ValidationError, match=rf"setting {name}=.*at most 31536000"):
+        Settings(**{name: value})
+    assert getattr(Settings(**{name: 365 * 86400}), name) == 365 * 86400

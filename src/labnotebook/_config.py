@@ -7,7 +7,6 @@ variable, or from its default, in that order. The environment is read once, when
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -23,6 +22,9 @@ ENV_PREFIX = "LABNOTEBOOK_"
 CONSOLE_MODES = ("auto", "on", "off")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+#: Longest interval or timeout, in seconds (a year): background threads wait this
+#: long at most, and the platform's waits overflow at a few hundred years.
+MAX_SECONDS = 365 * 24 * 3600
 
 
 def default_home() -> Path:
@@ -96,17 +98,27 @@ class Settings:
     dashboard_url: str = ""
 
     def __post_init__(self) -> None:
+        value = self.crash_timeout
+        if not isinstance(value, (int, float)) or not value > 0:
+            raise ValidationError(
+                f"setting crash_timeout={value!r} must be a positive number of seconds"
+            )
+        # Waited for by background threads: finite, or the wait raises there.
         for name in (
             "flush_interval",
             "heartbeat_interval",
-            "crash_timeout",
             "exit_timeout",
             "retry_interval",
         ):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 < value <= MAX_SECONDS
+            ):
                 raise ValidationError(
-                    f"setting {name}={value!r} must be a positive number of seconds"
+                    f"setting {name}={value!r} must be a positive number of seconds, "
+                    f"at most {MAX_SECONDS} (a year)"
                 )
         if not isinstance(self.buffer_limit, int) or self.buffer_limit < 1000:
             raise ValidationError(
@@ -132,12 +144,11 @@ class Settings:
         if (
             isinstance(interval, bool)
             or not isinstance(interval, (int, float))
-            or not math.isfinite(interval)
-            or not (interval == 0 or interval >= 0.1)
+            or not (interval == 0 or 0.1 <= interval <= MAX_SECONDS)
         ):
             raise ValidationError(
                 f"setting system_metrics_interval={interval!r} must be 0 (off) or a "
-                "number of seconds >= 0.1"
+                f"number of seconds from 0.1 to {MAX_SECONDS} (a year)"
             )
         _check_dashboard_url(self.dashboard_url)
 
