@@ -389,3 +389,29 @@ def test_intervals_waited_for_must_be_finite(name: str, value: float) -> None:
     with pytest.raises(ValidationError, match=rf"setting {name}=.*at most 31536000"):
         Settings(**{name: value})
     assert getattr(Settings(**{name: 365 * 86400}), name) == 365 * 86400
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("LABNOTEBOOK_FLUSH_INTERVAL", "-1"),
+        ("LABNOTEBOOK_EXIT_TIMEOUT", "inf"),
+        ("LABNOTEBOOK_CRASH_TIMEOUT", "0"),
+        ("LABNOTEBOOK_BUFFER_LIMIT", "5"),
+        ("LABNOTEBOOK_CONSOLE_LIMIT", "-5"),
+        ("LABNOTEBOOK_CAPTURE_CONSOLE", "sometimes"),
+        ("LABNOTEBOOK_SYSTEM_METRICS_INTERVAL", "0.01"),
+        ("LABNOTEBOOK_DASHBOARD_URL", "ftp://lab-server"),
+    ],
+)
+def test_a_bad_value_in_the_environment_names_its_variable(
+    variable: str, raw: str
+) -> None:
+    # Values that parse but are out of range were reported as 'setting
+    # flush_interval=-1.0', leaving the user to guess where the value came from.
+    with pytest.raises(ValidationError, match=rf"^environment variable {variable}="):
+        Settings.from_env({variable: raw})
+    # An argument wins over the environment, also over a bad value there.
+    name = variable.removeprefix("LABNOTEBOOK_").lower()
+    good = Settings()
+    assert Settings.from_env({variable: raw}, **{name: getattr(good, name)}) == good

@@ -98,59 +98,11 @@ class Settings:
     dashboard_url: str = ""
 
     def __post_init__(self) -> None:
-        value = self.crash_timeout
-        if not isinstance(value, (int, float)) or not value > 0:
-            raise ValidationError(
-                f"setting crash_timeout={value!r} must be a positive number of seconds"
-            )
-        # Waited for by background threads: finite, or the wait raises there.
-        for name in (
-            "flush_interval",
-            "heartbeat_interval",
-            "exit_timeout",
-            "retry_interval",
-        ):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 0 < value <= MAX_SECONDS
-            ):
-                raise ValidationError(
-                    f"setting {name}={value!r} must be a positive number of seconds, "
-                    f"at most {MAX_SECONDS} (a year)"
-                )
-        if not isinstance(self.buffer_limit, int) or self.buffer_limit < 1000:
-            raise ValidationError(
-                f"setting buffer_limit={self.buffer_limit!r} must be an integer >= 1000"
-            )
-        for name in ("max_artifact_size", "max_diff_size", "console_limit"):
-            value = getattr(self, name)
-            if type(value) is not int or value < 0:
-                raise ValidationError(
-                    f"setting {name}={value!r} must be a whole number of bytes >= 0"
-                )
-        for name in ("capture_code", "capture_environment"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValidationError(
-                    f"setting {name}={getattr(self, name)!r} must be True or False"
-                )
-        if self.capture_console not in CONSOLE_MODES:
-            raise ValidationError(
-                f"setting capture_console={self.capture_console!r} must be one of "
-                f"{', '.join(CONSOLE_MODES)}"
-            )
-        interval = self.system_metrics_interval
-        if (
-            isinstance(interval, bool)
-            or not isinstance(interval, (int, float))
-            or not (interval == 0 or 0.1 <= interval <= MAX_SECONDS)
-        ):
-            raise ValidationError(
-                f"setting system_metrics_interval={interval!r} must be 0 (off) or a "
-                f"number of seconds from 0.1 to {MAX_SECONDS} (a year)"
-            )
-        _check_dashboard_url(self.dashboard_url)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            problem = _requirement(f.name, value)
+            if problem is not None:
+                raise ValidationError(f"setting {f.name}={value!r} {problem}")
 
     @property
     def home_path(self) -> Path:
@@ -183,9 +135,15 @@ class Settings:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None or raw == "":
+            if raw is None or raw == "" or overrides.get(f.name) is not None:
                 continue
             values[f.name] = _parse(f.name, raw, f.type)
+            problem = _requirement(f.name, values[f.name])
+            if problem is not None:
+                raise ValidationError(
+                    f"environment variable {ENV_PREFIX}{f.name.upper()}={raw!r} "
+                    f"{problem}"
+                )
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
@@ -199,14 +157,49 @@ class Settings:
         return replace(self, **changes)
 
 
-def _check_dashboard_url(url: object) -> None:
+#: Settings waited for by background threads: finite, or the wait raises there.
+_WAITED_FOR = ("flush_interval", "heartbeat_interval", "exit_timeout", "retry_interval")
+
+
+def _requirement(name: str, value: Any) -> str | None:
+    """What the setting ``name`` must be, when ``value`` is not valid; else None."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if name == "crash_timeout":
+        if not isinstance(value, (int, float)) or not value > 0:
+            return "must be a positive number of seconds"
+    elif name in _WAITED_FOR:
+        if not number or not 0 < value <= MAX_SECONDS:
+            return (
+                f"must be a positive number of seconds, at most {MAX_SECONDS} (a year)"
+            )
+    elif name == "buffer_limit":
+        if not isinstance(value, int) or value < 1000:
+            return "must be an integer >= 1000"
+    elif name in ("max_artifact_size", "max_diff_size", "console_limit"):
+        if type(value) is not int or value < 0:
+            return "must be a whole number of bytes >= 0"
+    elif name in ("capture_code", "capture_environment"):
+        if not isinstance(value, bool):
+            return "must be True or False"
+    elif name == "capture_console":
+        if value not in CONSOLE_MODES:
+            return f"must be one of {', '.join(CONSOLE_MODES)}"
+    elif name == "system_metrics_interval":
+        if not number or not (value == 0 or 0.1 <= value <= MAX_SECONDS):
+            return (
+                f"must be 0 (off) or a number of seconds from 0.1 to {MAX_SECONDS} "
+                "(a year)"
+            )
+    elif name == "dashboard_url":
+        return _dashboard_url_requirement(value)
+    return None
+
+
+def _dashboard_url_requirement(url: object) -> str | None:
     if not isinstance(url, str):
-        raise ValidationError(
-            f"setting dashboard_url={url!r} must be a string such as "
-            "'http://lab-server:5000'"
-        )
+        return "must be a string such as 'http://lab-server:5000'"
     if not url:
-        return
+        return None
     try:
         parts = urlsplit(url)
         valid = parts.port is None or parts.port > 0
@@ -221,10 +214,11 @@ def _check_dashboard_url(url: object) -> None:
         or parts.fragment
         or any(c.isspace() or c in "\"'<>`" for c in url)
     ):
-        raise ValidationError(
-            f"setting dashboard_url={url!r} must be an http:// or https:// address "
-            "without credentials, query or fragment, such as 'http://lab-server:5000'"
+        return (
+            "must be an http:// or https:// address without credentials, query or "
+            "fragment, such as 'http://lab-server:5000'"
         )
+    return None
 
 
 def _parse(name: str, raw: str, type_: Any) -> Any:
