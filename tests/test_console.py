@@ -184,6 +184,33 @@ def test_bytes_to_buffer_are_decoded_and_never_raise() -> None:
     assert _text(capture.drain()) == "€ and \ufffd\nafter\ufffdnul \ufffd\n"
 
 
+def test_str_subclasses_and_buffer_writelines_are_copied(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # numpy.str_ and markupsafe.Markup are str subclasses: printed but were not kept.
+    class Text(str):
+        def __str__(self) -> str:
+            return "not what was written"
+
+    raw = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with capturing() as capture:
+        sys.stdout.write(Text("subclass\n"))
+        sys.stdout.writelines([Text("line one\n"), "line two\n"])
+        chunks = capture.drain()
+    assert _text(chunks) == "subclass\nline one\nline two\n"
+    assert capsys.readouterr().out == "subclass\nline one\nline two\n"
+
+    original, sys.stdout = sys.stdout, raw
+    try:
+        with capturing() as capture:
+            sys.stdout.buffer.writelines([b"bytes one\n", bytearray(b"bytes two\n")])
+            sys.stdout.flush()
+    finally:
+        sys.stdout = original
+    assert _text(capture.drain()) == "bytes one\nbytes two\n"
+    assert raw.buffer.getvalue() == b"bytes one\nbytes two\n"  # type: ignore[attr-defined]
+
+
 def test_text_that_the_stream_refuses_raises_as_before() -> None:
     with capturing() as capture, pytest.raises(TypeError):
         sys.stdout.write(b"bytes to a text stream")  # type: ignore[arg-type]

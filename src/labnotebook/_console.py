@@ -301,6 +301,12 @@ class _StreamProxy:
                 except Exception:  # noqa: S110 - a failed copy must never break print()
                     pass
             return self._lnb_original.write(text)
+        if isinstance(text, str):
+            # A subclass (numpy.str_, markupsafe.Markup): kept as the plain text
+            # the stream writes, whatever its __str__ returns.
+            with contextlib.suppress(Exception):  # as above
+                capture.record(self._lnb_name, str.__str__(text))
+            return self._lnb_original.write(text)
         written = self._lnb_original.write(text)
         if capture.keeping and isinstance(text, (bytes, bytearray)):
             with contextlib.suppress(Exception):  # as above
@@ -357,6 +363,13 @@ class _BufferProxy:
         with contextlib.suppress(Exception):  # a failed copy never breaks a write
             self._lnb_capture.record(self._lnb_name, bytes(memoryview(data)))
         return self._lnb_original.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        lines = list(lines)
+        with contextlib.suppress(Exception):  # as in write()
+            for line in lines:
+                self._lnb_capture.record(self._lnb_name, bytes(memoryview(line)))
+        self._lnb_original.writelines(lines)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_lnb_"):  # not set yet (a copy being made)
