@@ -15,6 +15,7 @@ from labnotebook import (
     Notebook,
     Run,
     Settings,
+    StoreUnavailableError,
     ValidationError,
     _process,
 )
@@ -415,3 +416,31 @@ def test_a_bad_value_in_the_environment_names_its_variable(
     name = variable.removeprefix("LABNOTEBOOK_").lower()
     good = Settings()
     assert Settings.from_env({variable: raw}, **{name: getattr(good, name)}) == good
+
+
+def test_repr_never_raises_when_the_store_cannot_be_read(
+    notebook: Notebook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with notebook.start("shown") as run:
+        run.log(x=1.0)
+
+    def down(run_id: str) -> None:
+        raise StoreUnavailableError("the store is down")
+
+    monkeypatch.setattr(notebook.store, "get_run", down)
+    assert repr(run) == (
+        f"<Run {run.id[:8]} finished (could not read the store: StoreUnavailableError)>"
+    )
+    unread = Run(notebook, run.id)
+    assert repr([unread]) == (
+        f"[<Run {run.id[:8]} (could not read the store: StoreUnavailableError)>]"
+    )
+    monkeypatch.undo()
+    assert repr(run) == f"<Run {run.id[:8]} 'shown' finished>"
+
+    stored = notebook.get_run(run.id)
+    notebook.delete_run(run.id)
+    assert repr(stored) == f"<Run {run.id[:8]} 'shown' finished>"  # as last read
+    assert repr(Run(notebook, run.id)) == (
+        f"<Run {run.id[:8]} (could not read the store: NotFoundError)>"
+    )

@@ -96,7 +96,19 @@ class Run:
     # --------------------------------------------------------------- reading
 
     def __repr__(self) -> str:
-        return f"<Run {self.id[:8]} {self.name!r} {self.status}>"
+        try:
+            return f"<Run {self.id[:8]} {self.name!r} {self.status}>"
+        except LabnotebookError as exc:
+            # repr() never raises (tracebacks, debuggers, a list of runs shown in a
+            # notebook): what this process knows, and why the rest is missing.
+            parts = [f"<Run {self.id[:8]}"]
+            if self._record is not None:
+                parts.append(repr(self._record.name))
+            status = self._final_status or ("running" if self.is_active else None)
+            if status is not None:
+                parts.append(status)
+            parts.append(f"(could not read the store: {type(exc).__name__})>")
+            return " ".join(parts)
 
     @property
     def record(self) -> RunRecord:
