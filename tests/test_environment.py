@@ -401,3 +401,26 @@ def test_a_notebook_records_its_path_and_kernel(
     }
     assert code["script"] is None
     assert code["commit"] == git(repo, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize("count", [300, 1_500])
+def test_a_command_line_cut_to_fit_says_how_long_it_was(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    # 300 arguments of 10,000 characters are 3 MB: argv was cut to its first 10
+    # with nothing to tell that the rest existed.
+    argv = [str(repo / "train.py")] + [f"{i:05d}" + "a" * 10_000 for i in range(count)]
+    monkeypatch.setattr(sys, "argv", argv)
+    code = capture(code=True, environment=False, max_diff_size=1_000_000)["code"]
+    assert code["argv_truncated"] == count + 1
+    assert code["argv"][0] == str(repo / "train.py")
+    assert [a[:5] for a in code["argv"][1:]] == [f"{i:05d}" for i in range(9)]
+    assert len(json.dumps(code)) <= MAX_ENVIRONMENT_BYTES
+
+    monkeypatch.setattr(sys, "argv", ["train.py", *map(str, range(1_200))])
+    code = capture(code=True, environment=False, max_diff_size=1_000_000)["code"]
+    assert len(code["argv"]) == 1_000
+    assert code["argv_truncated"] == 1_201
+    monkeypatch.setattr(sys, "argv", ["train.py", "--lr", "0.1"])
+    code = capture(code=True, environment=False, max_diff_size=1_000_000)["code"]
+    assert "argv_truncated" not in code

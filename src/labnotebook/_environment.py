@@ -125,6 +125,8 @@ def _code(max_diff_size: int) -> dict[str, Any]:
             script = os.path.abspath(first)
     out["script"] = _text(script) if script else None
     out["argv"] = [_text(a[:MAX_ARG_LENGTH]) for a in sys.argv[:MAX_ARGS]]
+    if len(sys.argv) > MAX_ARGS:
+        out["argv_truncated"] = len(sys.argv)
     out["notebook"] = notebook
 
     where = os.getcwd()
@@ -463,8 +465,13 @@ def _fit(out: dict[str, Any]) -> dict[str, Any]:
             code["diff"] = _cut(diff, max(0, len(diff) - over - 4096))
             code["diff_truncated"] = True
         else:
-            code["argv"] = code.get("argv", [])[:10]
-            code["untracked"] = code.get("untracked", [])[:10]
+            # Left with the first 10 of each, and their totals said, as for the
+            # caps at capture.
+            for key in ("argv", "untracked"):
+                kept = code.get(key) or []
+                if len(kept) > 10:
+                    code[key] = kept[:10]
+                    code.setdefault(f"{key}_truncated", len(kept))
     return out
 
 
