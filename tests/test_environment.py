@@ -424,3 +424,23 @@ def test_a_command_line_cut_to_fit_says_how_long_it_was(
     monkeypatch.setattr(sys, "argv", ["train.py", "--lr", "0.1"])
     code = capture(code=True, environment=False, max_diff_size=1_000_000)["code"]
     assert "argv_truncated" not in code
+
+
+def test_a_deleted_current_folder_keeps_the_command_line(
+    notebook: Notebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # python -c run from a folder deleted meanwhile: the whole code section was
+    # one FileNotFoundError, the command line lost with it.
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    monkeypatch.setattr(sys, "argv", ["-c", "--lr", "0.1"])
+    code = _environment(notebook)["code"]
+    assert code == {
+        "script": None,
+        "argv": ["-c", "--lr", "0.1"],
+        "notebook": None,
+        "error": "git: the current folder cannot be read (No such file or directory); "
+        "not recorded",
+    }

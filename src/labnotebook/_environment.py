@@ -129,12 +129,18 @@ def _code(max_diff_size: int) -> dict[str, Any]:
         out["argv_truncated"] = len(sys.argv)
     out["notebook"] = notebook
 
-    where = os.getcwd()
-    if script:
-        where = os.path.dirname(script)
-    elif notebook and notebook.get("path") and os.path.isabs(notebook["path"]):
-        where = os.path.dirname(notebook["path"])
     try:
+        if script:
+            where = os.path.dirname(script)
+        elif notebook and notebook.get("path") and os.path.isabs(notebook["path"]):
+            where = os.path.dirname(notebook["path"])
+        else:
+            try:
+                where = os.getcwd()
+            except OSError as exc:  # the folder was deleted while the process ran
+                raise RuntimeError(
+                    f"the current folder cannot be read ({exc.strerror}); not recorded"
+                ) from None
         out.update(_git(where, max_diff_size))
     except Exception as exc:
         out["error"] = _text(f"git: {exc}")
