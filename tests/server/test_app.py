@@ -57,14 +57,33 @@ def test_bad_config_is_refused(
         )
 
 
-def test_bad_env_value_names_the_variable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("raw", ["many", "0", "-5"])
+def test_bad_env_value_names_the_variable(tmp_path: Path, raw: str) -> None:
     with pytest.raises(ValidationError, match="LABNOTEBOOK_MAX_BUCKETS"):
         ServerConfig.from_env(
             {
                 "LABNOTEBOOK_STORE": f"sqlite:///{tmp_path}/a.db",
-                "LABNOTEBOOK_MAX_BUCKETS": "many",
+                "LABNOTEBOOK_MAX_BUCKETS": raw,
             }
         )
+
+
+def test_an_argument_wins_over_a_bad_env_value(tmp_path: Path) -> None:
+    env = {
+        "LABNOTEBOOK_STORE": f"sqlite:///{tmp_path}/a.db",
+        "LABNOTEBOOK_CRASH_TIMEOUT": "-1",
+    }
+    with pytest.raises(ValidationError, match="LABNOTEBOOK_CRASH_TIMEOUT='-1' must"):
+        ServerConfig.from_env(env)
+    assert ServerConfig.from_env(env, crash_timeout=30).crash_timeout == 30
+
+
+def test_logging_settings_in_the_environment_do_not_concern_the_server(
+    tmp_path: Path,
+) -> None:
+    env = {"LABNOTEBOOK_HOME": str(tmp_path), "LABNOTEBOOK_FLUSH_INTERVAL": "fast"}
+    config = ServerConfig.from_env(env)
+    assert config.store == f"sqlite:///{tmp_path / 'labnotebook.db'}"
 
 
 def test_the_dashboard_is_served_with_history_fallback(

@@ -69,28 +69,12 @@ class ServerConfig:
             raise ValidationError(
                 "the read token equals the write token; choose two different tokens"
             )
-        for name in (
-            "max_body_bytes",
-            "max_batch_points",
-            "max_page_size",
-            "max_buckets",
-            "max_series",
-            "max_points_page",
-            "max_artifact_size",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        for f in fields(self):
+            problem = _requirement(f.name, getattr(self, f.name))
+            if problem is not None:
                 raise ValidationError(
-                    f"server setting {name}={value!r} must be a positive integer"
+                    f"server setting {f.name}={getattr(self, f.name)!r} {problem}"
                 )
-        if (
-            not isinstance(self.crash_timeout, int | float)
-            or not self.crash_timeout > 0
-        ):
-            raise ValidationError(
-                f"server setting crash_timeout={self.crash_timeout!r} must be a "
-                "positive number of seconds"
-            )
         if self.store.startswith(("http://", "https://")):
             raise ValidationError(
                 f"the server needs a SQL store, got {self.store!r}; give "
@@ -125,14 +109,27 @@ class ServerConfig:
         values: dict[str, Any] = {}
         for name, f in known.items():
             raw = env.get(ENV_PREFIX + name.upper())
-            if raw is not None and raw != "":
-                values[name] = _parse(name, raw, str(f.type))
+            if raw is None or raw == "" or overrides.get(name) is not None:
+                continue
+            values[name] = _parse(name, raw, str(f.type))
+            problem = _requirement(name, values[name])
+            if problem is not None:
+                raise ValidationError(
+                    f"environment variable {ENV_PREFIX}{name.upper()}={raw!r} {problem}"
+                )
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("cors_origins"), list):
             values["cors_origins"] = tuple(values["cors_origins"])
 
+        # Only where the default store is, not the logging settings the server
+        # does not use (a bad LABNOTEBOOK_FLUSH_INTERVAL must not stop it).
+        where = {
+            key: env[key]
+            for key in (ENV_PREFIX + "URL", ENV_PREFIX + "HOME")
+            if key in env
+        }
         if not values.get("store"):
-            default = Settings.from_env(env).store_url
+            default = Settings.from_env(where).store_url
             if default.startswith(("http://", "https://")):
                 raise ValidationError(
                     f"no store given for the server, and {ENV_PREFIX}URL points at a "
@@ -141,12 +138,33 @@ class ServerConfig:
                 )
             values["store"] = default
         if not values.get("artifacts"):
-            home = Settings.from_env(env).home_path
+            home = Settings.from_env(where).home_path
             values["artifacts"] = str(default_artifacts(values["store"], home))
         return cls(**values)
 
     def replace(self, **changes: Any) -> ServerConfig:
         return replace(self, **changes)
+
+
+_COUNTS = (
+    "max_body_bytes",
+    "max_batch_points",
+    "max_page_size",
+    "max_buckets",
+    "max_series",
+    "max_points_page",
+    "max_artifact_size",
+)
+
+
+def _requirement(name: str, value: Any) -> str | None:
+    """What the server setting ``name`` must be, when ``value`` is not valid."""
+    count = isinstance(value, int) and not isinstance(value, bool)
+    if name in _COUNTS and not (count and value >= 1):
+        return "must be a positive integer"
+    if name == "crash_timeout" and not (isinstance(value, int | float) and value > 0):
+        return "must be a positive number of seconds"
+    return None
 
 
 def _parse(name: str, raw: str, kind: str) -> Any:
