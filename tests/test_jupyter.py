@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -384,6 +385,20 @@ def test_summary_html_of_a_stored_run(notebook: Notebook) -> None:
     assert ">finished<" in page and ">0.1<" in page and ">nan<" in page
     assert "sys/" not in page
     assert "href" not in page  # a local store and no dashboard_url: no link
+
+
+def test_summary_of_a_failed_run_shows_its_error(notebook: Notebook) -> None:
+    run = notebook.start("boom")
+    run.log(loss=1.0)
+    try:
+        raise ValueError("<b>diverged</b> at step " + "9" * 400)
+    except ValueError:
+        run.finish("failed", error=traceback.format_exc())
+
+    page = summary_html(notebook.get_run(run.id))
+    assert ">failed<" in page
+    assert "ValueError: &lt;b&gt;diverged&lt;/b&gt; at step 999" in page
+    assert "<b>" not in page and "9" * 300 not in page and "…" in page
 
 
 def test_display_outside_ipython_says_what_to_do(notebook: Notebook) -> None:

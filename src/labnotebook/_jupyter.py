@@ -277,6 +277,12 @@ class RunSummary:
                 f'<div style="color:#666">and {more} more metric'
                 f"{'s' if more > 1 else ''}</div>"
             )
+        failure = _last_line(record.error) if record is not None else ""
+        if status == "failed" and failure:
+            parts.append(
+                '<div style="color:#c62828;margin-top:4px;white-space:pre-wrap">'
+                f"{_esc(failure)}</div>"
+            )
         link = dashboard_link(run)
         if link is not None:
             parts.append(
@@ -300,6 +306,15 @@ class RunSummary:
         run, record = self.run, self._record
         name = record.name if record is not None else ""
         return {"text/html": page, "text/plain": f"<Run {run.id[:8]} {name!r}>"}
+
+
+def _last_line(error: str | None, limit: int = 300) -> str:
+    """The last non-blank line of a traceback (the exception), cut to ``limit``."""
+    lines = [line for line in (error or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1].strip()
+    return last if len(last) <= limit else last[: limit - 1] + "…"
 
 
 def _esc(text: object) -> str:
