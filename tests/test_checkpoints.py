@@ -376,6 +376,22 @@ def test_numpy_bytes_file_and_folder(
     assert meta["tree"] == {"format": "numpy", "layout": "tree", "arrays": 1}
 
 
+def test_numpy_dict_keys_named_like_savez_arguments(notebook: Notebook) -> None:
+    # np.savez(file, *args, allow_pickle=..., **arrays) would take these keys as
+    # its own arguments: "file" clashed, "allow_pickle" vanished from the archive.
+    arrays = {"file": np.arange(3), "allow_pickle": np.ones(2), "args": np.zeros(1)}
+    tree = {"file": np.arange(2), "allow_pickle": 1}
+    with notebook.start() as run:
+        run.save_checkpoint(arrays, name="arrays", step=0)
+        run.save_checkpoint(tree, name="tree", step=0)
+    loaded = notebook.load_checkpoint(run.id, name="arrays")
+    assert sorted(loaded) == ["allow_pickle", "args", "file"]
+    for key, array in arrays.items():
+        assert np.array_equal(loaded[key], array)
+    back = notebook.load_checkpoint(run.id, name="tree")
+    assert back["allow_pickle"] == 1 and np.array_equal(back["file"], np.arange(2))
+
+
 def test_dest_must_be_a_folder(notebook: Notebook, tmp_path: pathlib.Path) -> None:
     file = tmp_path / "x"
     file.write_bytes(b"x")

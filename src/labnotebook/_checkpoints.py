@@ -247,9 +247,28 @@ def _numpy(obj: Any, path: pathlib.Path) -> Serialised:
         }
     else:
         path = path.with_suffix(".npz")
-        np.savez(path, **arrays)
+        _savez(path, arrays)
         meta = {"format": "numpy", "layout": "arrays", "keys": sorted(arrays)}
     return Serialised(path, OCTET_STREAM, meta)
+
+
+def _savez(path: pathlib.Path, arrays: Mapping[str, Any]) -> None:
+    """Write an npz archive as ``np.savez`` does, without pickle.
+
+    ``np.savez(file, **arrays)`` takes a key named ``file`` or ``allow_pickle`` as
+    its own argument (a TypeError, or an array silently left out), so the
+    archive is written here: one ``<key>.npy`` member per array, uncompressed.
+    """
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, array in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(
+                    member, np.asanyarray(array), allow_pickle=False
+                )
 
 
 def _tree(obj: object, path: pathlib.Path) -> Serialised:
@@ -266,7 +285,7 @@ def _tree(obj: object, path: pathlib.Path) -> Serialised:
     tree = _encode(obj, arrays, [], 0)
     text = json.dumps(tree)
     entries = {**arrays, _TREE_ENTRY: np.frombuffer(text.encode(), dtype=np.uint8)}
-    np.savez(path, **entries)
+    _savez(path, entries)
     meta = {"format": "numpy", "layout": "tree", "arrays": len(arrays)}
     return Serialised(path, OCTET_STREAM, meta)
 
