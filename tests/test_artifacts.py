@@ -235,6 +235,22 @@ def test_module_functions(lab: Any, tmp_path: Path) -> None:
     assert out.read_bytes() == b"hello"
 
 
+@pytest.mark.parametrize("name", [None, 3])
+def test_reading_needs_a_name(notebook: Notebook, tmp_path: Path, name: Any) -> None:
+    with notebook.start("n") as run:
+        run.attach(b"secret", name="a.bin")
+    for read in (
+        lambda: notebook.read_artifact(run.id, name),
+        lambda: notebook.open_artifact(run.id, name),
+        lambda: notebook.find_artifact(run.id, name),
+        lambda: notebook.download_artifact(run.id, name, tmp_path / "out"),
+        lambda: run.read_artifact(name),
+    ):
+        with pytest.raises(ValidationError, match="artifact name must be a string"):
+            read()
+    assert not (tmp_path / "out").exists()
+
+
 def test_read_only_run_cannot_attach(notebook: Notebook) -> None:
     with notebook.start("r") as run:
         pass

@@ -332,8 +332,11 @@ class Notebook:
         then time; only of ``kind`` when given (a picture and a checkpoint may
         share a name). NotFoundError if there is none.
         """
+        from ._artifacts import check_artifact_name
         from ._errors import NotFoundError
 
+        # Checked here: artifacts() takes name=None as "every name".
+        check_artifact_name(name)
         if step is not None:
             step = check_step(step)
         found = self.artifacts(run_id, name=name, kind=kind)
