@@ -235,6 +235,26 @@ def test_module_functions(lab: Any, tmp_path: Path) -> None:
     assert out.read_bytes() == b"hello"
 
 
+def test_module_functions_see_what_an_active_run_just_attached(
+    lab: Any, tmp_path: Path
+) -> None:
+    with lab.start("m") as run:
+        for i in range(5):
+            run.attach(b"fresh %d" % i, name=f"f{i}")
+            assert lab.read_artifact(run.id, f"f{i}") == b"fresh %d" % i
+            run.save_checkpoint(b"w%d" % i, name="model", step=i)
+            assert lab.load_checkpoint(run.id) == b"w%d" % i
+            run.attach(b"doomed", name=f"d{i}")
+            assert [a.name for a in lab.delete_artifacts(run.id, f"d{i}")] == [f"d{i}"]
+        assert [a.step for a in lab.prune_checkpoints(run.id, keep_last=1)] == [
+            0,
+            1,
+            2,
+            3,
+        ]
+    assert not [a for a in lab.artifacts(run.id) if a.name.startswith("d")]
+
+
 @pytest.mark.parametrize("name", [None, 3])
 def test_reading_needs_a_name(notebook: Notebook, tmp_path: Path, name: Any) -> None:
     with notebook.start("n") as run:

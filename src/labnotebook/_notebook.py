@@ -318,7 +318,19 @@ class Notebook:
             )
         if name is not None:
             check_artifact_name(name)
+        self._flush_active(run_id)
         return self.store.list_artifacts(run_id, kind=kind, name=name)
+
+    def _flush_active(self, run_id: str) -> None:
+        """Flush the runs this process logs to that ``run_id`` names (a full id
+        or a prefix), so that reading or deleting their artifacts sees the rows
+        still queued for the next batch.
+        """
+        if not isinstance(run_id, str) or not run_id:
+            return
+        for run in _process.active_runs():
+            if run._notebook is self and run.id.startswith(run_id):
+                run.flush()
 
     def find_artifact(
         self,
