@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import sys
+import types
 from typing import Any
 
 import matplotlib
@@ -208,6 +210,21 @@ def test_run_image_is_stored_as_png(notebook: Notebook) -> None:
     assert first.meta == {"width": 5, "height": 3}
     data = notebook.read_artifact(run.id, "sample", step=7)
     assert np.array_equal(np.asarray(_decode(data)), picture)
+
+
+def test_images_while_another_thread_imports_pil_matplotlib_or_torch(
+    notebook: Notebook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While a thread imports a module, sys.modules holds it half initialised:
+    # the classes a picture is compared with are not defined yet.
+    for name in ("PIL.Image", "matplotlib.figure", "torch"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    with notebook.start() as run:
+        run.image(np.full((2, 2), 0.5), "array", step=0)
+        with pytest.raises(ValidationError, match=r"cannot store a builtins\.list"):
+            run.image([[0.5]], "list", step=0)
+        run.save_checkpoint({"w": np.ones(2)}, step=0)
+    assert [a.name for a in notebook.artifacts(run.id)] == ["array", "model"]
 
 
 def test_image_step_defaults_to_none_before_anything_is_logged(

@@ -213,16 +213,18 @@ def _torch(obj: object, path: pathlib.Path) -> Serialised:
 
 
 def _is_numpy(obj: object) -> bool:
-    module = sys.modules.get("numpy")
-    if module is None:
+    from ._images import loaded_class
+
+    ndarray = loaded_class("numpy", "ndarray")
+    if ndarray is None:
         return False
-    if isinstance(obj, module.ndarray):
+    if isinstance(obj, ndarray):
         return True
     return (
         isinstance(obj, Mapping)
         and bool(obj)
         and all(isinstance(k, str) for k in obj)
-        and all(isinstance(v, module.ndarray) for v in obj.values())
+        and all(isinstance(v, ndarray) for v in obj.values())
     )
 
 

@@ -71,9 +71,24 @@ def png_size(data: bytes) -> tuple[int, int]:
 # ---------------------------------------------------------------- matplotlib
 
 
+def loaded_class(module_name: str, class_name: str) -> type | None:
+    """A class of a module that is already imported, else None.
+
+    A module that another thread is importing is in ``sys.modules`` before its
+    classes are defined; it counts as not loaded (the object cannot be one of
+    its instances yet).
+    """
+    found = getattr(sys.modules.get(module_name), class_name, None)
+    return found if isinstance(found, type) else None
+
+
+def _is_instance(obj: object, module_name: str, class_name: str) -> bool:
+    cls = loaded_class(module_name, class_name)
+    return cls is not None and isinstance(obj, cls)
+
+
 def _is_figure(obj: object) -> bool:
-    module = sys.modules.get("matplotlib.figure")
-    return module is not None and isinstance(obj, module.Figure)
+    return _is_instance(obj, "matplotlib.figure", "Figure")
 
 
 def _figure_png(figure: Any) -> bytes:
@@ -88,8 +103,7 @@ def _figure_png(figure: Any) -> bytes:
 
 
 def _is_pil_image(obj: object) -> bool:
-    module = sys.modules.get("PIL.Image")
-    return module is not None and isinstance(obj, module.Image)
+    return _is_instance(obj, "PIL.Image", "Image")
 
 
 def _pil_png(image: Any) -> bytes:
@@ -122,13 +136,11 @@ def _pil_png(image: Any) -> bytes:
 
 
 def _is_ndarray(obj: object) -> bool:
-    module = sys.modules.get("numpy")
-    return module is not None and isinstance(obj, module.ndarray)
+    return _is_instance(obj, "numpy", "ndarray")
 
 
 def _is_tensor(obj: object) -> bool:
-    module = sys.modules.get("torch")
-    return module is not None and isinstance(obj, module.Tensor)
+    return _is_instance(obj, "torch", "Tensor")
 
 
 def _tensor_array(tensor: Any) -> Any:
