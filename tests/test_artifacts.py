@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -193,6 +194,26 @@ def test_folder_round_trip_with_nested_dirs(notebook: Notebook, tmp_path: Path) 
         reader.read_artifact("checkpoint")
     with pytest.raises(ValidationError, match="give a folder path"):
         reader.download_artifact("checkpoint", tmp_path / "secret.txt")
+
+
+@pytest.mark.parametrize("bad", ["a\\b.txt", "c:notes.txt"])
+def test_folder_with_a_name_that_cannot_be_restored_is_refused(
+    notebook: Notebook, tmp_path: Path, bad: str
+) -> None:
+    tree = tmp_path / "outputs"
+    make_tree(tree)
+    (tree / bad).write_bytes(b"kept apart")
+    (tree / "sub").mkdir()
+    (tree / "sub" / "c:fine.txt").write_bytes(b"a colon further down is fine")
+    with notebook.start("f") as run:
+        with pytest.raises(ValidationError, match=re.escape(repr(bad))):
+            run.attach(tree)
+        (tree / bad).unlink()
+        run.attach(tree)
+    out = notebook.download_artifact(run.id, "outputs", tmp_path / "restored")
+    assert (out / "sub" / "c:fine.txt").read_bytes() == b"a colon further down is fine"
+    assert len(notebook.artifacts(run.id)) == 1
+    assert not temp_files(notebook.settings)
 
 
 def test_latest_artifact_by_step_then_time(notebook: Notebook) -> None:

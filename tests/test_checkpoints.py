@@ -392,6 +392,23 @@ def test_numpy_dict_keys_named_like_savez_arguments(notebook: Notebook) -> None:
     assert back["allow_pickle"] == 1 and np.array_equal(back["file"], np.arange(2))
 
 
+def test_folder_with_a_backslash_in_a_name_is_refused(
+    notebook: Notebook, tmp_path: pathlib.Path
+) -> None:
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "a\\b.bin").write_bytes(b"x")
+    with notebook.start() as run:
+        with pytest.raises(ValidationError, match=r"'a\\\\b\.bin'.*backslash"):
+            run.save_checkpoint(folder, step=0)
+        (folder / "a\\b.bin").unlink()
+        run.save_checkpoint(folder, step=0)
+    restored = notebook.load_checkpoint(run.id, dest=tmp_path / "back")
+    assert sorted(p.name for p in restored.iterdir()) == ["config.json"]
+    assert len(notebook.artifacts(run.id)) == 1
+
+
 def test_dest_must_be_a_folder(notebook: Notebook, tmp_path: pathlib.Path) -> None:
     file = tmp_path / "x"
     file.write_bytes(b"x")

@@ -626,18 +626,26 @@ def parse_manifest(data: bytes) -> list[ManifestEntry]:
     return entries
 
 
-def check_relative_path(value: str) -> PurePosixPath:
-    """A manifest path as a safe relative path, else StoreError."""
-    path = PurePosixPath(value)
-    if (
+def _is_unsafe_path(value: str) -> bool:
+    """Whether a manifest path could reach outside the folder it is restored
+    to, on any system: absolute, with "..", "." or empty parts, NUL, a
+    backslash or a drive letter.
+    """
+    return (
         not value
         or "\x00" in value
         or "\\" in value
-        or path.is_absolute()
+        or PurePosixPath(value).is_absolute()
         or value.startswith("/")
         or any(part in ("..", ".", "") for part in value.split("/"))
-        or re.match(r"^[A-Za-z]:", value)
-    ):
+        or re.match(r"^[A-Za-z]:", value) is not None
+    )
+
+
+def check_relative_path(value: str) -> PurePosixPath:
+    """A manifest path as a safe relative path, else StoreError."""
+    path = PurePosixPath(value)
+    if _is_unsafe_path(value):
         raise StoreError(
             f"the folder's manifest names an unsafe path {_short(value)}; it was "
             "not restored"
@@ -652,6 +660,15 @@ def store_folder(blobs: BlobStore, root: Path) -> tuple[str, int, dict[str, Any]
     of files, their total size and the symbolic links that were skipped.
     """
     found = list(folder_files(root))
+    for relative, _path in found:
+        # Refused now rather than stored as a folder that cannot be restored.
+        if _is_unsafe_path(relative):
+            raise ValidationError(
+                f"{str(root)!r} holds the file {relative!r}, whose name has a "
+                "backslash or starts with a drive letter ('c:'); a folder restored "
+                "from it could not be written safely, so nothing was stored: "
+                "rename the file, or attach it alone with run.attach(path, name=...)"
+            )
     stored = blobs.put_files([path for _relative, path in found])
     entries: list[ManifestEntry] = []
     for (relative, path), (sha, size) in zip(found, stored, strict=True):

@@ -132,6 +132,13 @@ def _folder(root: pathlib.Path, archive: pathlib.Path) -> Serialised:
                 if path.is_symlink() or not (path.is_file() or path.is_dir()):
                     continue
                 arcname = path.relative_to(root).as_posix()
+                if "\\" in arcname:
+                    # load_checkpoint would refuse it as an unsafe path.
+                    raise ValidationError(
+                        f"{str(root)!r} holds {arcname!r}, whose name has a "
+                        "backslash; a folder checkpoint could not restore it, so "
+                        "nothing was stored: rename it"
+                    )
                 tar.add(path, arcname=arcname, recursive=False)
                 files += path.is_file()
     meta = {"format": "folder", "files": files, "folder": root.name}
