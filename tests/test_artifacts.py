@@ -356,6 +356,29 @@ def test_bad_sources_and_steps_are_refused(notebook: Notebook, tmp_path: Path) -
     assert not temp_files(notebook.settings)
 
 
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+    notebook: Notebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "private.txt").write_text("not meant to be attached")
+    monkeypatch.chdir(tmp_path)
+    with notebook.start("empty") as run:
+        for empty in ("", _PathLike("")):
+            with pytest.raises(ValidationError, match="path to attach is empty"):
+                run.attach(empty)
+            with pytest.raises(ValidationError, match="path to attach is empty"):
+                run.attach(empty, name="named")
+    assert notebook.artifacts(run.id) == []
+    assert not objects(notebook.settings)
+
+
+class _PathLike:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __fspath__(self) -> str:
+        return self.path
+
+
 class _TextReader:
     def read(self, size: int = -1) -> str:
         return "text"

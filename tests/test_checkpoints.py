@@ -409,6 +409,19 @@ def test_folder_with_a_backslash_in_a_name_is_refused(
     assert len(notebook.artifacts(run.id)) == 1
 
 
+def test_an_empty_checkpoint_path_is_refused(
+    notebook: Notebook, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "private.txt").write_text("not meant to be saved")
+    monkeypatch.chdir(tmp_path)
+    with (
+        notebook.start() as run,
+        pytest.raises(ValidationError, match="checkpoint path is empty"),
+    ):
+        run.save_checkpoint("", step=0)
+    assert notebook.artifacts(run.id) == []
+
+
 def test_dest_must_be_a_folder(notebook: Notebook, tmp_path: pathlib.Path) -> None:
     file = tmp_path / "x"
     file.write_bytes(b"x")

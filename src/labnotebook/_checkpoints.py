@@ -110,6 +110,12 @@ def serialise(obj: object) -> Iterator[Serialised]:
 
 
 def _path(obj: str | os.PathLike[str]) -> pathlib.Path:
+    if not os.fspath(obj):
+        # Path("") is the current folder: never save it by accident.
+        raise ValidationError(
+            "the checkpoint path is empty; give a file or folder path ('.' for the "
+            "current folder)"
+        )
     path = pathlib.Path(obj)
     if not (path.is_dir() or path.is_file()):
         raise ValidationError(

@@ -569,6 +569,12 @@ class Run:
         if self._writer is None:
             self._not_active()
         if isinstance(source, str | os.PathLike):
+            if not os.fspath(source):
+                # Path("") is the current folder: never attach it by accident.
+                raise ValidationError(
+                    "the path to attach is empty; give a file or folder path ('.' "
+                    "for the current folder)"
+                )
             path = Path(source)
             if name is None:
                 # "." and ".." are named after the folder they stand for.
