@@ -379,6 +379,30 @@ class _PathLike:
         return self.path
 
 
+def test_closed_files_nul_paths_and_strided_views(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"data")
+    with open(path, "rb") as closed_file:
+        pass
+    closed_buffer = io.BytesIO(b"data")
+    closed_buffer.close()
+    array = np.arange(12, dtype=np.int32).reshape(3, 4)
+    with notebook.start("odd") as run:
+        for closed in (closed_file, closed_buffer):
+            with pytest.raises(ValidationError, match="is closed; attach it before"):
+                run.attach(closed, name="closed")
+        with pytest.raises(ValidationError, match="contains a NUL character"):
+            run.attach(str(path) + "\x00.bak", name="nul")
+        run.attach(memoryview(array)[::2], name="rows")
+        run.attach(memoryview(np.asfortranarray(array)), name="fortran")
+    assert notebook.read_artifact(run.id, "rows") == array[::2].tobytes()
+    assert notebook.read_artifact(run.id, "fortran") == array.tobytes()
+    assert [a.name for a in notebook.artifacts(run.id)] == ["rows", "fortran"]
+    assert not temp_files(notebook.settings)
+
+
 class _TextReader:
     def read(self, size: int = -1) -> str:
         return "text"

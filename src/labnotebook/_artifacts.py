@@ -174,9 +174,12 @@ class BlobStore:
 
     def put_bytes(self, data: bytes | bytearray | memoryview) -> tuple[str, int]:
         """Store bytes; returns (sha256, size)."""
-        view = memoryview(data).cast("B")
+        view = memoryview(data)
         self._check_size(view.nbytes, "the data")
-        return self.put_stream(io.BytesIO(view), source_name="the data")
+        if not view.c_contiguous:
+            # A strided or Fortran-order view cannot be cast to bytes in place.
+            view = memoryview(view.tobytes())
+        return self.put_stream(io.BytesIO(view.cast("B")), source_name="the data")
 
     def put_stream(
         self,
@@ -231,6 +234,11 @@ class BlobStore:
             ) from None
         except OSError as exc:
             raise ValidationError(f"cannot read {str(source)!r}: {exc}") from None
+        except ValueError:  # the only one os.open raises: an embedded NUL
+            raise ValidationError(
+                f"path {str(source)!r} contains a NUL character, which no file "
+                "name can hold; check the path"
+            ) from None
         try:
             info = os.fstat(f.fileno())
             if stat.S_ISDIR(info.st_mode):
@@ -450,6 +458,11 @@ def _chunks(fileobj: Readable, source_name: str) -> Iterator[bytes | memoryview]
     Files and ``BytesIO`` are read into two buffers in turn (no allocation per
     chunk); other objects through ``read()``.
     """
+    if getattr(fileobj, "closed", False) is True:
+        raise ValidationError(
+            f"{source_name} is closed; attach it before closing it (inside its "
+            "'with' block), or pass the file's path"
+        )
     try:
         if isinstance(fileobj, io.BytesIO):
             # In memory already: slices of its own buffer, no copy at all.
