@@ -177,6 +177,23 @@ def test_figure_without_pyplot() -> None:
     assert (width, height) == (100, 50) == _decode(data).size
 
 
+def test_pictures_without_pixels_are_refused(notebook: Notebook) -> None:
+    import torch
+
+    sparse = torch.eye(3).to_sparse()
+    meta = torch.ones(2, 2, device="meta")
+    with notebook.start() as run:
+        for size in ((0, 0), (2, 0)):
+            with pytest.raises(ValidationError, match="at least one pixel"):
+                run.image(Figure(figsize=size), "empty", step=0)
+        with pytest.raises(ValidationError, match=r"layout torch\.sparse_coo"):
+            run.image(sparse, "sparse", step=0)
+        with pytest.raises(ValidationError, match="device meta"):
+            run.image(meta, "meta", step=0)
+        run.image(sparse.to_dense(), "dense", step=0)
+    assert [a.name for a in notebook.artifacts(run.id)] == ["dense"]
+
+
 def test_figure_from_pyplot_leaves_pyplot_alone() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

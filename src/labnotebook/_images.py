@@ -94,6 +94,12 @@ def _is_figure(obj: object) -> bool:
 def _figure_png(figure: Any) -> bytes:
     # Figure.savefig draws on the figure's own canvas (Agg for PNG whatever the
     # interactive backend), so pyplot's current figure and backend are untouched.
+    width, height = figure.get_size_inches() * figure.dpi
+    if round(width) < 1 or round(height) < 1:
+        raise ValidationError(
+            f"the matplotlib figure is {width:g}x{height:g} pixels; an image needs "
+            "at least one pixel: give it a size, e.g. figure.set_size_inches(6, 4)"
+        )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
@@ -166,7 +172,16 @@ def _tensor_array(tensor: Any) -> Any:
     tensor = tensor.detach()
     if tensor.dtype == torch.bfloat16:
         tensor = tensor.float()  # numpy has no bfloat16
-    return tensor.cpu().numpy()
+    try:
+        return tensor.cpu().numpy()
+    except (TypeError, RuntimeError, NotImplementedError) as exc:
+        # Sparse, quantized and meta tensors have no numpy form.
+        raise ValidationError(
+            f"cannot read the {tensor.dtype} tensor of shape {shape} (layout "
+            f"{tensor.layout}, device {tensor.device}) as pixels: {exc}; convert "
+            "it to a dense tensor with data first, e.g. t.to_dense() or "
+            "t.dequantize()"
+        ) from None
 
 
 def _array_png(array: Any) -> bytes:
