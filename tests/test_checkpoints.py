@@ -422,6 +422,35 @@ def test_an_empty_checkpoint_path_is_refused(
     assert notebook.artifacts(run.id) == []
 
 
+def test_folder_is_never_restored_through_a_symlink_in_dest(
+    notebook: Notebook, tmp_path: pathlib.Path
+) -> None:
+    folder = tmp_path / "hf"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text("new")
+    (folder / "sub" / "w.bin").write_bytes(b"w")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.txt").write_text("untouched")
+    with notebook.start() as run:
+        run.save_checkpoint(folder, step=0)
+
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "config.json").symlink_to(outside / "victim.txt")
+    restored = notebook.load_checkpoint(run.id, dest=dest)
+    assert (outside / "victim.txt").read_text() == "untouched"
+    assert not (restored / "config.json").is_symlink()
+    assert (restored / "config.json").read_text() == "new"
+
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "sub").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StoreError, match="through the symbolic link"):
+        notebook.load_checkpoint(run.id, dest=linked)
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+
+
 def test_dest_must_be_a_folder(notebook: Notebook, tmp_path: pathlib.Path) -> None:
     file = tmp_path / "x"
     file.write_bytes(b"x")

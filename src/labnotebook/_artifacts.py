@@ -767,7 +767,7 @@ def restore_folder(
     root = dest.resolve()
     for entry in entries:
         parts = check_relative_path(entry.path).parts
-        parent = _make_folders(root, parts[:-1], entry.path)
+        parent = make_folders(root, parts[:-1], entry.path)
         target = parent / parts[-1]
         if target.is_dir() and not target.is_symlink():
             raise StoreError(
@@ -778,7 +778,7 @@ def restore_folder(
             write_verified(source, target, entry.sha256, entry.mode)
 
 
-def _make_folders(root: Path, parts: tuple[str, ...], path: str) -> Path:
+def make_folders(root: Path, parts: tuple[str, ...], path: str) -> Path:
     here = root
     for part in parts:
         here = here / part

@@ -19,6 +19,7 @@ never pays its import time.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -32,7 +33,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from ._errors import NotFoundError, StoreError, ValidationError
 from ._store.base import Artifact
@@ -154,7 +155,14 @@ def _folder(root: pathlib.Path, archive: pathlib.Path) -> Serialised:
 def extract_folder(stream: BinaryIO, dest: pathlib.Path) -> pathlib.Path:
     """Restore a folder checkpoint under ``dest``: regular files and folders only,
     each at a relative path without ``..``, so nothing is written outside dest.
+
+    Folders are created one level at a time and a symbolic link already in
+    ``dest`` on the way is an error; a file is written beside its target and
+    renamed over it, so a link in its place is replaced, never written through.
     """
+    from ._artifacts import make_folders
+
+    root = dest.resolve()
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
             parts = pathlib.PurePosixPath(member.name).parts
@@ -167,17 +175,35 @@ def extract_folder(stream: BinaryIO, dest: pathlib.Path) -> pathlib.Path:
                     f"folder checkpoint entry {member.name!r} is not a plain relative "
                     "path; the checkpoint is damaged or was not written by labnotebook"
                 )
-            target = dest.joinpath(*parts)
             if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
+                make_folders(root, parts, member.name)
             elif member.isfile():
-                target.parent.mkdir(parents=True, exist_ok=True)
+                parent = make_folders(root, parts[:-1], member.name)
                 source = tar.extractfile(member)
                 assert source is not None
-                with open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
-                os.chmod(target, member.mode & 0o755)
+                _write_replacing(source, parent / parts[-1], member.mode & 0o755)
     return dest
+
+
+def _write_replacing(source: IO[bytes], target: pathlib.Path, mode: int) -> None:
+    """Write ``target`` through a temp file beside it, renamed into place."""
+    from ._artifacts import create_temp_file
+
+    if target.is_dir() and not target.is_symlink():
+        raise StoreError(
+            f"cannot restore the checkpoint's file {str(target)!r}: a folder of that "
+            "name is in the way; load into an empty folder"
+        )
+    fd, name = create_temp_file(target.parent, ".restore-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+        os.chmod(name, mode)
+        os.replace(name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
 
 
 # --------------------------------------------------------------------- torch
