@@ -965,6 +965,24 @@ def test_a_name_shared_by_kinds_is_told_apart_by_kind(
         notebook.find_artifact(run.id, "weights", kind="pictures")
 
 
+def test_download_under_a_file_is_refused(notebook: Notebook, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    with notebook.start("m") as run:
+        run.attach(b"x", name="x.bin")
+        run.attach(tree)
+    for name, dest in (
+        ("x.bin", blocker / "x.bin"),
+        ("x.bin", blocker / "deeper" / "x.bin"),
+        ("tree", blocker / "tree"),
+    ):
+        with pytest.raises(ValidationError, match="cannot create the folder"):
+            notebook.download_artifact(run.id, name, dest)
+    assert blocker.read_text() == "a file, not a folder"
+
+
 def test_downloaded_files_follow_the_umask(notebook: Notebook, tmp_path: Path) -> None:
     with notebook.start("m") as run:
         run.attach(b"x", name="x.bin")

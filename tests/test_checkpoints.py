@@ -458,6 +458,8 @@ def test_dest_must_be_a_folder(notebook: Notebook, tmp_path: pathlib.Path) -> No
         run.save_checkpoint(file, step=0)
     with pytest.raises(ValidationError, match="is a file"):
         notebook.load_checkpoint(run.id, dest=file)
+    with pytest.raises(ValidationError, match="cannot create the folder"):
+        notebook.load_checkpoint(run.id, dest=file / "sub")
 
 
 def test_bad_checkpoints_store_nothing(notebook: Notebook) -> None:

@@ -735,6 +735,21 @@ def write_verified(
         raise
 
 
+def make_dest_folder(folder: Path) -> None:
+    """Create a download's destination folder and its parents, if missing.
+
+    ValidationError when it cannot be made (a file is in the way, no
+    permission), naming the folder.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValidationError(
+            f"cannot create the folder {str(folder)!r} ({exc.strerror or exc}); give "
+            "a dest whose folders can be created (a file may be in the way)"
+        ) from None
+
+
 def create_temp_file(folder: Path, prefix: str, suffix: str = "") -> tuple[int, str]:
     """A new file in ``folder`` opened for writing, with a random name.
 

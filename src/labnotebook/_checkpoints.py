@@ -565,6 +565,8 @@ def load(
 
 
 def _destination(dest: str | os.PathLike[str] | None) -> pathlib.Path:
+    from ._artifacts import make_dest_folder
+
     if dest is None:
         return pathlib.Path(tempfile.mkdtemp(prefix="labnotebook-checkpoint-"))
     folder = pathlib.Path(dest)
@@ -573,7 +575,7 @@ def _destination(dest: str | os.PathLike[str] | None) -> pathlib.Path:
             f"dest {str(folder)!r} is a file; give a folder to copy the checkpoint "
             "into (it is created if missing)"
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dest_folder(folder)
     return folder
 
 

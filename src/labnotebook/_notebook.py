@@ -411,6 +411,7 @@ class Notebook:
         """
         from ._artifacts import (
             check_artifact_name,
+            make_dest_folder,
             parse_manifest,
             restore_folder,
             write_verified,
@@ -430,7 +431,7 @@ class Notebook:
                 )
             with self._open_blob(artifact.run_id, artifact.sha256) as f:
                 entries = parse_manifest(f.read())
-            target.mkdir(parents=True, exist_ok=True)
+            make_dest_folder(target)
             restore_folder(
                 entries, target, lambda sha: self._open_blob(artifact.run_id, sha)
             )
@@ -438,7 +439,7 @@ class Notebook:
 
         if target.is_dir():
             target = target / check_artifact_name(artifact.name)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dest_folder(target.parent)
         with self._open_blob(artifact.run_id, artifact.sha256) as f:
             write_verified(f, target, artifact.sha256)
         return target
