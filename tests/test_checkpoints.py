@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 import torch
 
-from labnotebook import Notebook, Settings, StoreError, ValidationError
+from labnotebook import Notebook, NotFoundError, Settings, StoreError, ValidationError
 from labnotebook._checkpoints import choose, load_bytes, serialise, to_prune
 from labnotebook._store.base import Artifact
 from proxy import Proxy
@@ -449,6 +450,41 @@ def test_folder_is_never_restored_through_a_symlink_in_dest(
     with pytest.raises(StoreError, match="through the symbolic link"):
         notebook.load_checkpoint(run.id, dest=linked)
     assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+
+
+def test_damaged_folder_and_file_checkpoints_leave_no_temporary_folder(
+    notebook: Notebook, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"w" * 5000)
+    file = tmp_path / "f.bin"
+    file.write_bytes(b"f" * 100)
+    with notebook.start() as run:
+        stored = run.save_checkpoint(folder, step=0)
+        run.save_checkpoint(file, step=0, name="file")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+
+    blob = notebook.blobs.path(stored.sha256)
+    data = blob.read_bytes()
+    blob.chmod(0o644)
+    flipped = data.replace(b"w" * 10, b"w" * 9 + b"x", 1)
+    for damaged, message in (
+        (data[:1000], "could not be read as a tar archive"),
+        (b"garbage" * 100, "could not be read as a tar archive"),
+        (flipped, "do not match their sha256"),
+    ):
+        blob.write_bytes(damaged)
+        with pytest.raises(StoreError, match=message):
+            notebook.load_checkpoint(run.id)
+    blob.unlink()
+    notebook.blobs.path(run.artifacts(name="file")[0].sha256).unlink()
+    for name in ("model", "file"):
+        with pytest.raises(NotFoundError, match="is not in the artifact store"):
+            notebook.load_checkpoint(run.id, name=name)
+    assert list(temp.iterdir()) == []
 
 
 def test_dest_must_be_a_folder(notebook: Notebook, tmp_path: pathlib.Path) -> None:

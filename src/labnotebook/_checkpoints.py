@@ -20,6 +20,7 @@ never pays its import time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -152,18 +153,58 @@ def _folder(root: pathlib.Path, archive: pathlib.Path) -> Serialised:
     return Serialised(archive, TAR_MEDIA_TYPE, meta)
 
 
-def extract_folder(stream: BinaryIO, dest: pathlib.Path) -> pathlib.Path:
+class _HashingReader:
+    """A binary stream's ``read``, hashing what passes through it."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.digest.update(data)
+        return data
+
+    def finish(self) -> str:
+        """Read what is left (a tar archive's padding) and return the sha256."""
+        while self.read(1 << 20):
+            pass
+        return self.digest.hexdigest()
+
+
+def extract_folder(
+    stream: BinaryIO, dest: pathlib.Path, sha256: str | None = None
+) -> pathlib.Path:
     """Restore a folder checkpoint under ``dest``: regular files and folders only,
     each at a relative path without ``..``, so nothing is written outside dest.
 
     Folders are created one level at a time and a symbolic link already in
     ``dest`` on the way is an error; a file is written beside its target and
     renamed over it, so a link in its place is replaced, never written through.
+    With ``sha256``, the archive's bytes must have that hash (else StoreError).
     """
+    reader = _HashingReader(stream)
+    try:
+        _extract(reader, dest.resolve())
+        found = reader.finish()
+    except tarfile.TarError as exc:
+        raise StoreError(
+            f"the folder checkpoint could not be read as a tar archive ({exc}); the "
+            "stored blob is damaged"
+        ) from None
+    if sha256 is not None and found != sha256:
+        raise StoreError(
+            f"the folder checkpoint's bytes do not match their sha256 {sha256}; the "
+            f"stored blob is damaged and the files restored under {str(dest)!r} may "
+            "be wrong"
+        )
+    return dest
+
+
+def _extract(stream: _HashingReader, root: pathlib.Path) -> None:
     from ._artifacts import make_folders
 
-    root = dest.resolve()
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
+    with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
         for member in tar:
             parts = pathlib.PurePosixPath(member.name).parts
             if (
@@ -182,7 +223,6 @@ def extract_folder(stream: BinaryIO, dest: pathlib.Path) -> pathlib.Path:
                 source = tar.extractfile(member)
                 assert source is not None
                 _write_replacing(source, parent / parts[-1], member.mode & 0o755)
-    return dest
 
 
 def _write_replacing(source: IO[bytes], target: pathlib.Path, mode: int) -> None:
@@ -556,12 +596,18 @@ def load(
             )
 
     folder = _destination(dest)
-    with notebook._open_blob(artifact.run_id, artifact.sha256) as stream:
-        if fmt == "folder":
-            return extract_folder(stream, folder)
-        target = folder / check_artifact_name(artifact.name)
-        write_verified(stream, target, artifact.sha256)
-        return target
+    try:
+        with notebook._open_blob(artifact.run_id, artifact.sha256) as stream:
+            if fmt == "folder":
+                return extract_folder(stream, folder, artifact.sha256)
+            target = folder / check_artifact_name(artifact.name)
+            write_verified(stream, target, artifact.sha256)
+            return target
+    except BaseException:
+        if dest is None:
+            # The temporary folder made for this load holds nothing usable.
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _destination(dest: str | os.PathLike[str] | None) -> pathlib.Path:
