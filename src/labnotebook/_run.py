@@ -211,7 +211,6 @@ class Run:
         kind: only ``file``, ``folder``, ``image`` or ``checkpoint`` artifacts.
         name: only artifacts with this name.
         """
-        self.flush()
         return self._notebook.artifacts(self.id, kind=kind, name=name)
 
     def delete_artifacts(
@@ -220,21 +219,18 @@ class Run:
         """Delete this run's artifacts named ``name`` (see
         ``labnotebook.delete_artifacts``); returns the deleted ones.
         """
-        self.flush()
         return self._notebook.delete_artifacts(self.id, name, step=step, kind=kind)
 
     def read_artifact(
         self, name: str, step: int | None = None, *, kind: str | None = None
     ) -> bytes:
         """The bytes of the artifact ``name`` (the latest one unless ``step``)."""
-        self.flush()
         return self._notebook.read_artifact(self.id, name, step=step, kind=kind)
 
     def open_artifact(
         self, name: str, step: int | None = None, *, kind: str | None = None
     ) -> BinaryIO:
         """The artifact ``name`` as a binary file object to read (and close)."""
-        self.flush()
         return self._notebook.open_artifact(self.id, name, step=step, kind=kind)
 
     def download_artifact(
@@ -250,7 +246,6 @@ class Run:
         A file goes to ``dest``, or into it when ``dest`` is a folder; a folder's
         tree is restored under ``dest``.
         """
-        self.flush()
         return self._notebook.download_artifact(
             self.id, name, dest, step=step, kind=kind
         )
@@ -519,7 +514,6 @@ class Run:
         dest: str | os.PathLike[str] | None = None,
     ) -> Any:
         """Read a checkpoint of this run back (see ``labnotebook.load_checkpoint``)."""
-        self.flush()
         return self._notebook.load_checkpoint(
             self.id,
             step,
@@ -539,7 +533,6 @@ class Run:
         mode: str = "min",
     ) -> list[Artifact]:
         """Delete older checkpoints (see ``labnotebook.prune_checkpoints``)."""
-        self.flush()
         return self._notebook.prune_checkpoints(
             self.id,
             name,
