@@ -408,6 +408,47 @@ class _TextReader:
         return "text"
 
 
+class _Reader:
+    """read() hands out the given results in turn, then b""."""
+
+    def __init__(self, *results: Any) -> None:
+        self.results = list(results)
+
+    def read(self, size: int = -1) -> Any:
+        return self.results.pop(0) if self.results else b""
+
+
+class _NonBlockingRaw(io.RawIOBase):
+    def __init__(self) -> None:
+        self.sent = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        if self.sent:
+            return None  # no bytes ready yet
+        self.sent = True
+        buffer[:5] = b"start"
+        return 5
+
+
+def test_readers_that_cannot_give_all_their_bytes_are_refused(
+    notebook: Notebook,
+) -> None:
+    with notebook.start("readers") as run:
+        with pytest.raises(ValidationError, match="returned str, not bytes"):
+            run.attach(_Reader(""), name="text")  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="returned None: it is non-blocking"):
+            run.attach(_Reader(b"start", None, b"end"), name="partial")
+        with pytest.raises(ValidationError, match="returned None: it is non-blocking"):
+            run.attach(_NonBlockingRaw(), name="raw")
+        run.attach(_Reader(b"start", bytearray(b" and "), b"end"), name="whole")
+    assert [a.name for a in notebook.artifacts(run.id)] == ["whole"]
+    assert notebook.read_artifact(run.id, "whole") == b"start and end"
+    assert not temp_files(notebook.settings)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files of any mode")
 def test_unreadable_file_is_refused(notebook: Notebook, tmp_path: Path) -> None:
     path = tmp_path / "locked.bin"

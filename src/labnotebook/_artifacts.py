@@ -479,16 +479,35 @@ def _chunks(fileobj: Readable, source_name: str) -> Iterator[bytes | memoryview]
             while n := fileobj.readinto(buffers[turn]):
                 yield buffers[turn][:n]
                 turn ^= 1
+            if n is None:
+                raise _not_ready(source_name)
             return
-        while chunk := fileobj.read(CHUNK_SIZE):
+        while True:
+            chunk = fileobj.read(CHUNK_SIZE)
+            if chunk is None:
+                raise _not_ready(source_name)
             if not isinstance(chunk, bytes | bytearray | memoryview):
+                # Checked before the end test: a text file's "" ends it too.
                 raise ValidationError(
                     f"{source_name} returned {type(chunk).__name__}, not bytes; open "
                     "files in binary mode ('rb')"
                 )
+            if not chunk:
+                return
             yield chunk
     except OSError as exc:
         raise ValidationError(f"cannot read {source_name}: {exc}") from None
+
+
+def _not_ready(source_name: str) -> ValidationError:
+    """The error for a non-blocking stream that has no bytes ready (read() gave
+    None): storing what came so far would cut the file short.
+    """
+    return ValidationError(
+        f"{source_name} returned None: it is non-blocking and had no bytes ready, so "
+        "it cannot be read to its end; attach a blocking file object, or read it "
+        "yourself and attach the bytes"
+    )
 
 
 def _write_chunk(tmp: IO[bytes], chunk: bytes | memoryview, flush: bool) -> int:
