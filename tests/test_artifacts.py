@@ -1024,6 +1024,21 @@ def test_download_under_a_file_is_refused(notebook: Notebook, tmp_path: Path) ->
     assert blocker.read_text() == "a file, not a folder"
 
 
+def test_names_too_long_for_a_file_name_need_a_dest_path(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    name = "é" * 200  # 200 characters, 400 bytes in UTF-8
+    with notebook.start("m") as run:
+        run.attach(b"x", name=name)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ValidationError, match="400 bytes long in UTF-8"):
+        notebook.download_artifact(run.id, name, out, kind="file")
+    assert list(out.iterdir()) == []
+    path = notebook.download_artifact(run.id, name, out / "short.bin", kind="file")
+    assert path.read_bytes() == b"x"
+
+
 def test_downloaded_files_follow_the_umask(notebook: Notebook, tmp_path: Path) -> None:
     with notebook.start("m") as run:
         run.attach(b"x", name="x.bin")

@@ -487,6 +487,20 @@ def test_damaged_folder_and_file_checkpoints_leave_no_temporary_folder(
     assert list(temp.iterdir()) == []
 
 
+def test_file_checkpoint_named_too_long_for_a_file_name(
+    notebook: Notebook, tmp_path: pathlib.Path
+) -> None:
+    file = tmp_path / "w.bin"
+    file.write_bytes(b"w")
+    name = "é" * 200  # 400 bytes in UTF-8
+    with notebook.start() as run:
+        run.save_checkpoint(file, name=name, step=0)
+    out = tmp_path / "out"
+    with pytest.raises(ValidationError, match="400 bytes long in UTF-8"):
+        notebook.load_checkpoint(run.id, name=name, dest=out)
+    assert list(out.iterdir()) == []
+
+
 def test_dest_must_be_a_folder(notebook: Notebook, tmp_path: pathlib.Path) -> None:
     file = tmp_path / "x"
     file.write_bytes(b"x")

@@ -754,6 +754,25 @@ def write_verified(
         raise
 
 
+def file_name_in(folder: Path, name: str, hint: str) -> Path:
+    """``folder / name`` for a file named after its artifact, checked to be a
+    name the folder's file system takes (an artifact name may have 255
+    characters, a file name usually 255 bytes). ``hint`` says what to do else.
+    """
+    name = check_artifact_name(name)
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    size = len(os.fsencode(name))
+    if limit > 0 and size > limit:
+        raise ValidationError(
+            f"artifact name {_short(name)} is {size} bytes long in UTF-8, but file "
+            f"names in {str(folder)!r} may have at most {limit}; {hint}"
+        )
+    return folder / name
+
+
 def make_dest_folder(folder: Path) -> None:
     """Create a download's destination folder and its parents, if missing.
 

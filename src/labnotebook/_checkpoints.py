@@ -565,7 +565,7 @@ def load(
     dest: str | os.PathLike[str] | None,
 ) -> Any:
     """What :meth:`Notebook.load_checkpoint` returns (see its docstring)."""
-    from ._artifacts import check_artifact_name, write_verified
+    from ._artifacts import check_artifact_name, file_name_in, write_verified
 
     name = check_artifact_name(name)
     if step is not None:
@@ -600,7 +600,12 @@ def load(
         with notebook._open_blob(artifact.run_id, artifact.sha256) as stream:
             if fmt == "folder":
                 return extract_folder(stream, folder, artifact.sha256)
-            target = folder / check_artifact_name(artifact.name)
+            target = file_name_in(
+                folder,
+                artifact.name,
+                "copy it out with download_artifact(run_id, name, 'out/file.bin', "
+                "kind='checkpoint')",
+            )
             write_verified(stream, target, artifact.sha256)
             return target
     except BaseException:

@@ -410,7 +410,7 @@ class Notebook:
         existing folder; a folder's tree is restored under ``dest``.
         """
         from ._artifacts import (
-            check_artifact_name,
+            file_name_in,
             make_dest_folder,
             parse_manifest,
             restore_folder,
@@ -438,7 +438,12 @@ class Notebook:
             return target
 
         if target.is_dir():
-            target = target / check_artifact_name(artifact.name)
+            target = file_name_in(
+                target,
+                artifact.name,
+                "give dest a file path, e.g. download_artifact(run_id, name, "
+                "'out/file.bin')",
+            )
         make_dest_folder(target.parent)
         with self._open_blob(artifact.run_id, artifact.sha256) as f:
             write_verified(f, target, artifact.sha256)
