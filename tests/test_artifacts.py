@@ -379,6 +379,28 @@ class _PathLike:
         return self.path
 
 
+class _BytesPathLike:
+    def __init__(self, path: Path) -> None:
+        self.path = os.fsencode(path)
+
+    def __fspath__(self) -> bytes:
+        return self.path
+
+
+def test_path_objects_that_give_bytes(notebook: Notebook, tmp_path: Path) -> None:
+    (tmp_path / "weights.bin").write_bytes(b"w")
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "a.txt").write_bytes(b"a")
+    with notebook.start("bytes paths") as run:
+        assert (
+            run.attach(_BytesPathLike(tmp_path / "weights.bin")).name == "weights.bin"
+        )  # type: ignore[arg-type]
+        assert run.attach(_BytesPathLike(tmp_path / "tree")).kind == "folder"  # type: ignore[arg-type]
+        run.save_checkpoint(_BytesPathLike(tmp_path / "weights.bin"), step=0)
+    assert notebook.read_artifact(run.id, "weights.bin", kind="file") == b"w"
+    assert notebook.load_checkpoint(run.id).read_bytes() == b"w"
+
+
 def test_closed_files_nul_paths_and_strided_views(
     notebook: Notebook, tmp_path: Path
 ) -> None:

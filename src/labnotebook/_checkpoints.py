@@ -118,7 +118,7 @@ def _path(obj: str | os.PathLike[str]) -> pathlib.Path:
             "the checkpoint path is empty; give a file or folder path ('.' for the "
             "current folder)"
         )
-    path = pathlib.Path(obj)
+    path = pathlib.Path(os.fsdecode(obj))  # an os.PathLike may give bytes
     if not (path.is_dir() or path.is_file()):
         raise ValidationError(
             f"checkpoint path {str(path)!r} is not an existing file or folder; check "

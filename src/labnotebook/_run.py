@@ -568,7 +568,7 @@ class Run:
                     "the path to attach is empty; give a file or folder path ('.' "
                     "for the current folder)"
                 )
-            path = Path(source)
+            path = Path(os.fsdecode(source))  # an os.PathLike may give bytes
             if name is None:
                 # "." and ".." are named after the folder they stand for.
                 name = path.name if path.name not in ("", "..") else path.resolve().name
