@@ -216,6 +216,34 @@ def test_folder_with_a_name_that_cannot_be_restored_is_refused(
     assert not temp_files(notebook.settings)
 
 
+def _unlistable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make os.scandir fail on ``folder`` as on a folder without read permission
+    (root, who runs the tests in containers, can list any folder).
+    """
+    scandir = os.scandir
+
+    def refusing(path: Any = ".") -> Any:
+        if isinstance(path, str | os.PathLike) and os.fspath(path) == str(folder):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+
+
+def test_folder_with_an_unreadable_subfolder_is_refused(
+    notebook: Notebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = tmp_path / "outputs"
+    make_tree(tree)
+    _unlistable(monkeypatch, tree / "src" / "deep")
+    with notebook.start("f") as run:
+        with pytest.raises(ValidationError, match=r"deep'.*cannot be read"):
+            run.attach(tree)
+        monkeypatch.undo()
+        run.attach(tree)
+    assert notebook.artifacts(run.id)[0].meta["files"] == 6
+
+
 def test_latest_artifact_by_step_then_time(notebook: Notebook) -> None:
     with notebook.start("s") as run:
         run.attach(b"step 5", name="model", step=5)

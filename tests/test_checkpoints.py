@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import pathlib
+import tarfile
 import tempfile
 import time
 import warnings
@@ -499,6 +501,40 @@ def test_file_checkpoint_named_too_long_for_a_file_name(
     with pytest.raises(ValidationError, match="400 bytes long in UTF-8"):
         notebook.load_checkpoint(run.id, name=name, dest=out)
     assert list(out.iterdir()) == []
+
+
+def test_folder_checkpoint_with_unreadable_parts_is_refused(
+    notebook: Notebook, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # root, who runs the tests in containers, reads everything: fail the calls.
+    folder = tmp_path / "hf"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "w.bin").write_bytes(b"w")
+    (folder / "config.json").write_text("{}")
+    scandir, tar_open = os.scandir, tarfile.bltn_open  # type: ignore[attr-defined]
+
+    def refusing_scandir(path: Any = ".") -> Any:
+        if isinstance(path, str | os.PathLike) and os.fspath(path) == str(
+            folder / "sub"
+        ):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    def refusing_open(name: Any, *args: Any) -> Any:
+        if os.fspath(name) == str(folder / "config.json"):
+            raise PermissionError(13, "Permission denied", os.fspath(name))
+        return tar_open(name, *args)
+
+    with notebook.start() as run:
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "scandir", refusing_scandir)
+            with pytest.raises(ValidationError, match=r"sub'.*cannot be read"):
+                run.save_checkpoint(folder, step=0)
+        with monkeypatch.context() as patch:
+            patch.setattr(tarfile, "bltn_open", refusing_open)
+            with pytest.raises(ValidationError, match=r"config\.json'.*cannot be read"):
+                run.save_checkpoint(folder, step=0)
+    assert notebook.artifacts(run.id) == []
 
 
 def test_dest_must_be_a_folder(notebook: Notebook, tmp_path: pathlib.Path) -> None:

@@ -592,13 +592,25 @@ class ManifestEntry:
     mode: int
 
 
+def unreadable_folder(error: OSError) -> None:
+    """``os.walk``'s onerror: a folder that cannot be listed is an error, not a
+    folder to leave out without a word.
+    """
+    raise ValidationError(
+        f"folder {error.filename!r} cannot be read ({error.strerror or error}); "
+        "check its permissions, or move it out of the folder you store"
+    ) from None
+
+
 def folder_files(root: Path) -> Iterator[tuple[str, Path]]:
     """(relative POSIX path, path) of every regular file under ``root``.
 
     Symbolic links are skipped (files and folders alike), so nothing outside the
-    folder is read; see :func:`skipped_links`.
+    folder is read; see :func:`skipped_links`. A folder that cannot be listed
+    raises ValidationError.
     """
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    walk = os.walk(root, onerror=unreadable_folder, followlinks=False)
+    for dirpath, dirnames, filenames in walk:
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not (here / d).is_symlink())
         for name in sorted(filenames):

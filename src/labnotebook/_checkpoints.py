@@ -128,11 +128,13 @@ def _path(obj: str | os.PathLike[str]) -> pathlib.Path:
 
 
 def _folder(root: pathlib.Path, archive: pathlib.Path) -> Serialised:
+    from ._artifacts import unreadable_folder
+
     # One tar blob: the checkpoint stays a single self-contained artifact.
     # Symbolic links are skipped, never followed out of the folder.
     files = 0
     with tarfile.open(archive, "w") as tar:
-        for top, folders, names in os.walk(root):
+        for top, folders, names in os.walk(root, onerror=unreadable_folder):
             folders.sort()
             here = pathlib.Path(top)
             for entry in [*folders, *sorted(names)]:
@@ -147,7 +149,13 @@ def _folder(root: pathlib.Path, archive: pathlib.Path) -> Serialised:
                         "backslash; a folder checkpoint could not restore it, so "
                         "nothing was stored: rename it"
                     )
-                tar.add(path, arcname=arcname, recursive=False)
+                try:
+                    tar.add(path, arcname=arcname, recursive=False)
+                except OSError as exc:
+                    raise ValidationError(
+                        f"file {str(path)!r} cannot be read ({exc.strerror or exc}); "
+                        "check its permissions, or move it out of the folder"
+                    ) from None
                 files += path.is_file()
     meta = {"format": "folder", "files": files, "folder": root.name}
     return Serialised(archive, TAR_MEDIA_TYPE, meta)
