@@ -162,6 +162,24 @@ def test_pil_modes(mode: str, expected: str) -> None:
     assert decoded.mode == expected
 
 
+def test_closed_or_truncated_pil_images_are_refused(notebook: Notebook) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(buffer, format="PNG")
+    closed = Image.open(io.BytesIO(buffer.getvalue()))
+    closed.close()
+    truncated = Image.open(io.BytesIO(buffer.getvalue()[:60]))
+    with notebook.start() as run:
+        for image in (closed, truncated):
+            with pytest.raises(
+                ValidationError, match=r"cannot read the PIL image \(RGB"
+            ):
+                run.image(image, "sample", step=0)
+        with pytest.raises(ValidationError, match="holds values from"):
+            run.image(Image.fromarray(np.full((2, 2), 2.0, np.float32)), "f", step=0)
+        run.image(Image.open(io.BytesIO(buffer.getvalue())), "sample", step=0)
+    assert [a.meta for a in notebook.artifacts(run.id)] == [{"width": 40, "height": 30}]
+
+
 def test_pil_float_image_follows_the_float_rule() -> None:
     image = Image.fromarray(np.full((3, 5), 0.5, np.float32))
     assert image.mode == "F"

@@ -113,6 +113,21 @@ def _is_pil_image(obj: object) -> bool:
 
 
 def _pil_png(image: Any) -> bytes:
+    try:
+        return _pil_encode(image)
+    except ValidationError:
+        raise
+    except (ValueError, OSError) as exc:
+        # A closed image ("Operation on closed image"), or one opened lazily
+        # from a file that turns out truncated or damaged.
+        raise ValidationError(
+            f"cannot read the PIL image ({image.mode}, {image.width}x"
+            f"{image.height}) to store it: {exc}; store it before closing it, or "
+            "open its file again"
+        ) from None
+
+
+def _pil_encode(image: Any) -> bytes:
     mode = image.mode
     if mode in ("I", "F"):
         # 32-bit integer and float pictures follow the array rules.
