@@ -233,6 +233,31 @@ def test_notes(client: FlaskClient, seeded: list[str]) -> None:
     error_of(client.post("/api/v1/runs/0000aaaa/notes", json={"text": "x"}), 404)
 
 
+def test_a_note_with_a_lone_surrogate_is_refused_not_a_server_error(
+    client: FlaskClient, seeded: list[str]
+) -> None:
+    # A JSON body may escape half of a surrogate pair ("\ud800"), which no
+    # database can store as text.
+    url = f"/api/v1/runs/{seeded[0]}/notes"
+    body = '{"text": "broken \\ud800 pair"}'
+    error = error_of(
+        client.post(url, data=body, content_type="application/json"),
+        422,
+        "invalid_value",
+    )
+    assert "surrogate" in error["message"]
+    assert error["detail"] == {"field": "text"}
+    note = client.post(url, json={"text": "fine"}).get_json()
+    error_of(
+        client.patch(
+            f"/api/v1/notes/{note['id']}", data=body, content_type="application/json"
+        ),
+        422,
+        "invalid_value",
+    )
+    assert [n["text"] for n in client.get(url).get_json()["notes"]][-1] == "fine"
+
+
 def test_health_and_version(client: FlaskClient) -> None:
     assert client.get("/api/v1/health").get_json() == {"status": "ok"}
     version = client.get("/api/v1/version").get_json()

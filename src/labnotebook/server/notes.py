@@ -79,6 +79,17 @@ def _text(value: object) -> str:
             "note text contains a NUL character; remove it",
             {"field": "text"},
         )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError(
+            422,
+            "invalid_value",
+            f"note text contains a lone surrogate ({value[exc.start]!r} at position "
+            f"{exc.start}), which is not valid Unicode and cannot be stored; "
+            "remove it or send the whole surrogate pair",
+            {"field": "text"},
+        ) from None
     if len(value) > MAX_NOTE_LENGTH:
         raise ApiError(
             413,
