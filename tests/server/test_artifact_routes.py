@@ -410,6 +410,80 @@ def test_a_download_resumes_with_range(
     assert cached.data == b""
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=0-1,5-9",  # several ranges: not served, the whole file is
+        "bytes=abc",
+        "bytes=-",
+        "bytes=9-2",
+        "items=0-1",  # a unit other than bytes
+        "0-10",
+    ],
+)
+def test_a_range_the_server_does_not_serve_is_ignored(
+    client: FlaskClient, attached: dict[str, bytes], header: str
+) -> None:
+    # RFC 9110 (14.2): a server ignores a Range it does not understand or does
+    # not serve and sends the whole file; 416 is only for a range past the end.
+    artifact = _by_name(client)[CSV]
+    url = f"/api/v1/runs/run1/artifacts/{artifact['id']}/content"
+    for method in ("GET", "HEAD"):
+        response = client.open(url, method=method, headers={"Range": header})
+        assert response.status_code == 200, (method, response.get_data(as_text=True))
+        assert response.content_length == len(attached[CSV])
+        assert "Content-Range" not in response.headers
+    assert client.get(url, headers={"Range": header}).data == attached[CSV]
+
+
+def test_range_edge_cases(client: FlaskClient, attached: dict[str, bytes]) -> None:
+    data = attached[CSV]
+    size = len(data)
+    artifact = _by_name(client)[CSV]
+    url = f"/api/v1/runs/run1/artifacts/{artifact['id']}/content"
+
+    def part(header: str) -> Any:
+        response = client.get(url, headers={"Range": header})
+        assert response.status_code == 206, (header, response.get_data(as_text=True))
+        return response
+
+    first = part("bytes=0-0")
+    assert (first.data, first.headers["Content-Range"]) == (
+        data[:1],
+        f"bytes 0-0/{size}",
+    )
+    tail = part("bytes=-3")
+    assert tail.data == data[-3:]
+    assert tail.headers["Content-Range"] == f"bytes {size - 3}-{size - 1}/{size}"
+    last = part(f"bytes={size - 1}-")
+    assert last.data == data[-1:]
+    beyond = part(f"bytes=10-{size * 10}")
+    assert beyond.data == data[10:]
+    # A suffix longer than the file is the whole file (RFC 9110, 14.1.2).
+    whole = part(f"bytes=-{size + 100}")
+    assert whole.data == data
+    assert whole.headers["Content-Range"] == f"bytes 0-{size - 1}/{size}"
+
+    for header in (f"bytes={size}-", f"bytes={size + 5}-{size + 9}", "bytes=-0"):
+        for method in ("GET", "HEAD"):
+            response = client.open(url, method=method, headers={"Range": header})
+            assert response.headers["Content-Range"] == f"bytes */{size}"
+            if method == "GET":
+                error = error_of(response, 416, "requested_range_not_satisfiable")
+                assert str(size) in error["message"]
+                assert header in error["message"]
+                assert error["detail"] == {"size": size}
+            else:
+                assert response.status_code == 416
+
+    # A Range the ETag in If-Range does not match is ignored: the whole file.
+    stale = client.get(
+        url, headers={"Range": f"bytes={size + 5}-", "If-Range": '"0000"'}
+    )
+    assert stale.status_code == 200
+    assert stale.data == data
+
+
 def test_a_run_serves_only_its_own_blobs(
     client: FlaskClient, attached: dict[str, bytes]
 ) -> None:

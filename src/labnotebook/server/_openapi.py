@@ -429,7 +429,10 @@ def _download(summary: str, params: list[J], not_found: str) -> J:
             },
             "304": {"description": "Not modified (If-None-Match matched the ETag)"},
             "404": _error(not_found),
-            "416": _error("The Range cannot be satisfied."),
+            "416": _error(
+                "The Range starts past the end; Content-Range is bytes */<size> "
+                "and detail.size the size."
+            ),
             "422": _error("The prefix matches several runs."),
         },
         params=[
@@ -438,7 +441,11 @@ def _download(summary: str, params: list[J], not_found: str) -> J:
                 "name": "Range",
                 "in": "header",
                 "required": False,
-                "description": "bytes=<first>-[<last>] to resume a download.",
+                "description": (
+                    "bytes=<first>-[<last>] or bytes=-<count>, to resume a "
+                    "download; several ranges, another unit or a malformed value "
+                    "are ignored (the whole file, 200)."
+                ),
                 "schema": {"type": "string", "maxLength": 200},
             },
         ],

@@ -20,7 +20,7 @@ from typing import IO, Any, cast
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import FileWrapper
 
 from .._artifacts import (
@@ -347,6 +347,7 @@ def _send(sha: str, media_type: str, name: str) -> Response:
         ) from None
     try:
         size = found.size(sha)
+        environ = _served_range(size)
         inline = media_type in INLINE_TYPES
         response = Response(
             FileWrapper(fileobj, CHUNK_SIZE),
@@ -361,13 +362,52 @@ def _send(sha: str, media_type: str, name: str) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
         response.headers["Cache-Control"] = "private, max-age=86400"
-        response.make_conditional(
-            request.environ, accept_ranges=True, complete_length=size
-        )
+        try:
+            response.make_conditional(environ, accept_ranges=True, complete_length=size)
+        except RequestedRangeNotSatisfiable:
+            raise ApiError(
+                416,
+                "requested_range_not_satisfiable",
+                f"Range {_short(request.headers.get('Range', ''))} asks for bytes "
+                f"past the end of {name!r}, which has {size} bytes; ask for a "
+                f"range that starts below {size} (bytes=<first>-[<last>]), or "
+                "send no Range for the whole file",
+                {"size": size},
+                {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+            ) from None
         return response
-    except (HTTPException, OSError):
+    except BaseException:
         fileobj.close()
         raise
+
+
+#: The one form of Range served: a single byte range (RFC 9110, 14.1.2).
+_BYTE_RANGE = re.compile(r"bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*")
+
+
+def _served_range(size: int) -> dict[str, Any]:
+    """The request's WSGI environ, with a Range this route does not serve dropped.
+
+    A Range in another unit, malformed, or asking for several ranges is ignored
+    and the whole file is sent (RFC 9110, 14.2); a suffix longer than the file
+    asks for all of it. What is left past the end is 416 (see ``_send``).
+    """
+    environ = request.environ
+    header = environ.get("HTTP_RANGE")
+    if header is None:
+        return environ
+    match = _BYTE_RANGE.fullmatch(header.strip())
+    first, last = match.groups() if match else ("", "")
+    if not match or not (first or last) or (first and last and int(last) < int(first)):
+        return {k: v for k, v in environ.items() if k != "HTTP_RANGE"}
+    if not first and int(last) > size:
+        return {**environ, "HTTP_RANGE": "bytes=0-"}
+    return environ
+
+
+def _short(value: str, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def content_disposition(name: str, *, inline: bool = False) -> str:
