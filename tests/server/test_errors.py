@@ -87,6 +87,33 @@ def test_405_lists_the_allowed_methods(client: FlaskClient) -> None:
     assert "GET" in response.headers["Allow"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", f"/api/v1/blobs/{'a' * 64}", {"HEAD", "PUT"}),
+        ("POST", f"/api/v1/blobs/{'a' * 64}", {"HEAD", "PUT"}),
+        ("DELETE", f"/api/v1/blobs/{'a' * 64}", {"HEAD", "PUT"}),
+        ("GET", "/api/v1/blobs/missing", {"HEAD", "POST", "PUT"}),
+        ("GET", "/api/v1/ingest", {"POST"}),
+        ("GET", "/api/v1/runs/abcd1234/artifacts/3", {"DELETE"}),
+        ("GET", "/api/v1/notes/1", {"PATCH"}),
+        ("PUT", "/api/v1/notes/1", {"PATCH"}),
+    ],
+)
+def test_405_on_api_routes_without_get(
+    client: FlaskClient, method: str, path: str, allowed: set[str]
+) -> None:
+    # The dashboard answers GET on every other path: a route of the API that has
+    # no GET must still say which methods it takes, not that it does not exist.
+    response = client.open(path, method=method)
+    error = error_of(response, 405, "method_not_allowed")
+    listed = set(error["detail"]["allowed"]) - {"OPTIONS"}
+    assert listed == allowed
+    assert set(response.headers["Allow"].split(", ")) - {"OPTIONS"} == allowed
+    for name in allowed:
+        assert name in error["message"]
+
+
 def test_409_duplicate_experiment_name(client: FlaskClient) -> None:
     client.post("/api/v1/experiments", json={"name": "a"})
     b = client.post("/api/v1/experiments", json={"name": "b"}).get_json()

@@ -110,22 +110,20 @@ def _http_error(exc: HTTPException) -> Response:
     code = _CODES.get(status) or _snake(exc.name)
     detail: dict[str, Any] = {}
     headers: dict[str, str] = {}
-    if status == 405 and _unknown_api_path():
-        status, code = 404, "not_found"
+    allowed: list[str] = sorted(getattr(exc, "valid_methods", None) or [])
+    if status == 405 and is_api_path(request.path):
+        # The dashboard's GET catch-all matches every path: only the API's own
+        # routes say which methods an API path takes.
+        allowed = api_methods(request.path)
+        if not allowed:
+            status, code = 404, "not_found"
     if status == 404:
         message = (
             f"no route {request.path!r}; the API is under /api/v1 "
             "(see /api/v1/openapi.json)"
         )
     elif status == 405:
-        allowed = sorted(getattr(exc, "valid_methods", None) or [])
-        message = (
-            f"method {request.method} is not allowed on {request.path!r}; "
-            f"use {', '.join(allowed) or 'another route'}"
-        )
-        detail["allowed"] = allowed
-        if allowed:
-            headers["Allow"] = ", ".join(allowed)
+        return _api_error(method_not_allowed(allowed))
     elif status == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         message = (
@@ -138,16 +136,37 @@ def _http_error(exc: HTTPException) -> Response:
     return error_response(status, code, message, detail, headers)
 
 
-def _unknown_api_path() -> bool:
-    """Whether a 405 is really an unknown /api path caught by the dashboard route."""
-    if request.path != "/api" and not request.path.startswith("/api/"):
-        return False
+def method_not_allowed(allowed: list[str]) -> ApiError:
+    """The 405 of the request's method, listing the ``allowed`` ones."""
+    return ApiError(
+        405,
+        "method_not_allowed",
+        f"method {request.method} is not allowed on {request.path!r}; "
+        f"use {', '.join(allowed) or 'another route'}",
+        {"allowed": allowed},
+        {"Allow": ", ".join(allowed)} if allowed else None,
+    )
+
+
+def is_api_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def api_methods(path: str) -> list[str]:
+    """The methods the API's routes (not the dashboard's) take on ``path``."""
     adapter = current_app.url_map.bind("localhost")
-    try:
-        endpoint, _ = adapter.match(request.path, method="GET")
-    except HTTPException:
-        return False
-    return str(endpoint).startswith("dashboard.")
+    found = []
+    for method in _METHODS:
+        try:
+            endpoint, _ = adapter.match(path, method=method)
+        except HTTPException:
+            continue
+        if not str(endpoint).startswith("dashboard."):
+            found.append(method)
+    return found
 
 
 def _filter_error(exc: FilterError) -> Response:

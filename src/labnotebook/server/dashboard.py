@@ -4,7 +4,7 @@ Files are served from an index of the build folder: a request path is looked up 
 it and never turned into a filesystem path. The index is made again when the build's
 ``index.html`` changes, so rebuilding the dashboard under a running server works.
 Paths under ``/api/`` that match no route answer a JSON 404 (whatever the method),
-never the dashboard page.
+and a GET on an API route without one a JSON 405, never the dashboard page.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app
 
 from ._auth import public
-from ._errors import ApiError
+from ._errors import ApiError, api_methods, is_api_path, method_not_allowed
 
 bp = Blueprint("dashboard", __name__)
 
@@ -93,7 +93,10 @@ def index() -> Response:
 @public
 def asset(path: str) -> Response:
     """A file of the dashboard, or its page for the dashboard's own routes."""
-    if path == "api" or path.startswith("api/"):
+    if is_api_path("/" + path):
+        allowed = api_methods("/" + path)
+        if allowed:
+            raise method_not_allowed(allowed)
         raise ApiError(404, "not_found", unknown_api_message("/" + path))
     found = _files().get(path)
     if found is None:
