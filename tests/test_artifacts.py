@@ -7,9 +7,11 @@ import io
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -972,6 +974,74 @@ def test_cli_lists_and_downloads_artifacts(
     assert [a.name for a in notebook.artifacts(run.id)] == ["tree"]
     nothing = cli("artifacts", run.id, "--name", "weights.bin", "--delete", "-y")
     assert nothing.stderr == "no artifacts to delete\n"
+
+
+def test_cli_download_to_a_path_it_cannot_write_is_a_one_line_error(
+    notebook: Notebook, settings: Settings, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    with notebook.start("c") as run:
+        run.attach(b"abc", name="a.txt")
+        run.attach(tree)
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes(b"keep")
+    runner = CliRunner(env={"LABNOTEBOOK_URL": None, "LABNOTEBOOK_HOME": settings.home})
+    for name, dest in [
+        ("a.txt", plain / "x.txt"),  # the folder holding DEST is a file
+        ("a.txt", plain / "sub" / "x.txt"),
+        ("tree", plain / "out"),
+    ]:
+        result = runner.invoke(
+            main, ["--store", settings.url, "download", run.id, name, str(dest)]
+        )
+        assert result.exit_code == 1, result.output
+        assert result.stdout == ""
+        assert result.stderr.startswith(f"Error: cannot download {name!r} to ")
+        assert str(dest) in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert plain.read_bytes() == b"keep"
+
+
+def _read_pipe(path: Path, into: list[bytes]) -> threading.Thread:
+    def read() -> None:
+        with open(path, "rb") as f:
+            into.append(f.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader
+
+
+def test_a_download_into_a_named_pipe_writes_into_it(
+    notebook: Notebook, settings: Settings, tmp_path: Path
+) -> None:
+    # A pipe (or a device such as /dev/null) given as DEST is written into; it is
+    # never replaced by a regular file.
+    data = os.urandom(300_000)
+    with notebook.start("c") as run:
+        run.attach(data, name="w.bin")
+    out = tmp_path / "out"
+    out.mkdir()
+    fifo = out / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = _read_pipe(fifo, got)
+    assert notebook.download_artifact(run.id, "w.bin", fifo) == fifo
+    reader.join(10)
+    assert got == [data]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+    runner = CliRunner(env={"LABNOTEBOOK_URL": None, "LABNOTEBOOK_HOME": settings.home})
+    reader = _read_pipe(fifo, got)
+    result = runner.invoke(
+        main, ["--store", settings.url, "download", run.id, "w.bin", str(fifo)]
+    )
+    reader.join(10)
+    assert result.exit_code == 0, result.output
+    assert got == [data, data]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert [p.name for p in out.iterdir()] == ["pipe"]
 
 
 def test_temp_files_left_by_a_killed_write_are_removed_when_a_notebook_opens(

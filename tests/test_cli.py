@@ -10,9 +10,11 @@ import io
 import json
 import math
 import os
+import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -569,6 +571,31 @@ def test_export_errors(cli: Invoke, seeded: dict[str, str], tmp_path: Path) -> N
     cli("export", "--where", "params.lr <", "-o", str(target), code=2)
     assert not target.exists()
     assert list(tmp_path.glob("*.partial")) == []
+
+
+def test_export_into_a_named_pipe_writes_into_it(
+    cli: Invoke, seeded: dict[str, str], tmp_path: Path
+) -> None:
+    # A pipe (or a device such as /dev/null) given as --output is written into;
+    # it is never replaced by a regular file.
+    out = tmp_path / "out"
+    out.mkdir()
+    fifo = out / "runs.csv"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as f:
+            got.append(f.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    cli("export", "-o", str(fifo))
+    reader.join(10)
+    assert got and got[0].startswith(b"id,")
+    assert len(got[0].splitlines()) == len(seeded) + 1
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert [p.name for p in out.iterdir()] == ["runs.csv"]
 
 
 def test_export_parquet_without_pyarrow(

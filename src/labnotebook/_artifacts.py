@@ -745,18 +745,10 @@ def write_verified(
     it was); ``mode`` sets the permission bits (at most 0o777). Without it the
     file gets the mode of any new file: 0o666 less the process's umask.
     """
-    digest = hashlib.sha256()
     fd, name = create_temp_file(target.parent, ".download-")
     try:
         with os.fdopen(fd, "wb") as out:
-            while chunk := source.read(CHUNK_SIZE):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != sha256:
-            raise StoreError(
-                f"the bytes read for {str(target)!r} do not match their sha256 "
-                f"{sha256}; the stored blob is damaged"
-            )
+            copy_verified(source, out, sha256, target)
         if mode is not None:
             os.chmod(name, mode & 0o777)
         os.replace(name, target)
@@ -798,6 +790,32 @@ def make_dest_folder(folder: Path) -> None:
             f"cannot create the folder {str(folder)!r} ({exc.strerror or exc}); give "
             "a dest whose folders can be created (a file may be in the way)"
         ) from None
+
+
+def copy_verified(source: IO[bytes], out: IO[bytes], sha256: str, target: Path) -> None:
+    """Copy ``source`` to ``out``; StoreError if the bytes do not hash to ``sha256``."""
+    digest = hashlib.sha256()
+    while chunk := source.read(CHUNK_SIZE):
+        digest.update(chunk)
+        out.write(chunk)
+    if digest.hexdigest() != sha256:
+        raise StoreError(
+            f"the bytes read for {str(target)!r} do not match their sha256 "
+            f"{sha256}; the stored blob is damaged"
+        )
+
+
+def is_special_file(path: Path) -> bool:
+    """Whether ``path`` is an existing named pipe, device or socket.
+
+    Such a destination (``/dev/null``, a pipe another program reads) is written
+    into, never replaced by a regular file.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def create_temp_file(folder: Path, prefix: str, suffix: str = "") -> tuple[int, str]:

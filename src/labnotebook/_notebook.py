@@ -407,10 +407,13 @@ class Notebook:
         """Copy an artifact to ``dest``; returns the path written.
 
         A file goes to ``dest``, or into it (under its name) when ``dest`` is an
-        existing folder; a folder's tree is restored under ``dest``.
+        existing folder; an existing named pipe or device (``/dev/null``) is
+        written into. A folder's tree is restored under ``dest``.
         """
         from ._artifacts import (
+            copy_verified,
             file_name_in,
+            is_special_file,
             make_dest_folder,
             parse_manifest,
             restore_folder,
@@ -444,6 +447,14 @@ class Notebook:
                 "give dest a file path, e.g. download_artifact(run_id, name, "
                 "'out/file.bin')",
             )
+        if is_special_file(target):
+            # A pipe or a device: write into it, never replace it by a file.
+            with (
+                self._open_blob(artifact.run_id, artifact.sha256) as f,
+                open(target, "wb") as out,
+            ):
+                copy_verified(f, out, artifact.sha256, target)
+            return target
         make_dest_folder(target.parent)
         with self._open_blob(artifact.run_id, artifact.sha256) as f:
             write_verified(f, target, artifact.sha256)

@@ -33,7 +33,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import __version__
-from ._artifacts import check_artifact_name, create_temp_file
+from ._artifacts import check_artifact_name, create_temp_file, is_special_file
 from ._config import Settings
 from ._errors import FilterError, LabnotebookError, StoreError, ValidationError
 from ._frames import RUN_COLUMNS, runs_frame
@@ -844,7 +844,13 @@ def download_command(
         artifact = notebook.find_artifact(run_id, name, step=step, kind=kind)
         folder = artifact.kind == "folder"
         dest = Path.cwd() / check_artifact_name(artifact.name) if folder else Path.cwd()
-    written = notebook.download_artifact(run_id, name, dest, step=step, kind=kind)
+    try:
+        written = notebook.download_artifact(run_id, name, dest, step=step, kind=kind)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise CliError(
+            f"cannot download {name!r} to {str(dest)!r}: {exc.strerror or exc}{where}"
+        ) from None
     click.echo(str(written))
 
 
@@ -908,17 +914,25 @@ def export_command(
 
 @contextlib.contextmanager
 def _output(path: str, binary: bool) -> Iterator[Any]:
-    """Standard output, or a file that appears only once it is complete."""
+    """Standard output, or a file that appears only once it is complete.
+
+    An existing named pipe or device (``/dev/null``) is written into, never
+    replaced by a regular file.
+    """
     if path == "-":
         with click.open_file("-", "w") as stream:
             yield stream
         return
 
     target = Path(path)
+    temporary: str | None = None
     try:
-        fd, temporary = create_temp_file(
-            target.parent, f".{target.name}.", suffix=".partial"
-        )
+        if is_special_file(target):
+            fd = os.open(target, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+        else:
+            fd, temporary = create_temp_file(
+                target.parent, f".{target.name}.", suffix=".partial"
+            )
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror}") from None
     try:
@@ -928,10 +942,12 @@ def _output(path: str, binary: bool) -> Iterator[Any]:
             else os.fdopen(fd, "w", encoding="utf-8", newline="")
         ) as handle:
             yield handle
-        os.replace(temporary, target)
+        if temporary is not None:
+            os.replace(temporary, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+        if temporary is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
         raise
 
 
