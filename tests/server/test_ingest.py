@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -11,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 from servertools import error_of, make_app
 
+from labnotebook import Notebook
 from labnotebook._store.base import Batch, RunCreate
 
 
@@ -170,6 +172,66 @@ def test_bad_create_is_refused(
     data = _valid()
     data["create"].update(create_change)
     error_of(_post(client, data), 422)
+
+
+@pytest.mark.parametrize("when", [1e300, -1e15, -1.0, 7258118400.5])
+@pytest.mark.parametrize(
+    "place",
+    [
+        "started_at",
+        "ended_at",
+        "heartbeat",
+        "notes",
+        "fields",
+        "console",
+        "points",
+        "packed points",
+        "artifacts",
+    ],
+)
+def test_a_time_outside_1970_to_2200_is_refused(
+    client: FlaskClient, notebook: Notebook, place: str, when: float
+) -> None:
+    # Such a time cannot be shown: once stored, every listing of the runs (the
+    # command line's ls, Notebook.runs) failed on it.
+    data = _valid()
+    if place == "started_at":
+        data["create"]["started_at"] = when
+    elif place in ("ended_at", "heartbeat"):
+        data[place] = when
+    elif place == "notes":
+        data["notes"] = [[when, None, "n"]]
+    elif place == "fields":
+        data["fields"] = [[0, when, {"a": 1}]]
+    elif place == "console":
+        data["console"] = [[when, "stdout", "hi"]]
+    elif place == "points":
+        data["points"] = {"loss": [[0], [1.0], [when]]}
+    elif place == "packed points":
+        packed = Batch(run_id="x", points={"loss": ([0], [1.0], [when])})
+        data["points"] = json.loads(packed.to_json())["points"]
+    else:
+        data["artifacts"] = [
+            {
+                "kind": "file",
+                "name": "a.txt",
+                "step": None,
+                "size": 0,
+                "sha256": hashlib.sha256(b"").hexdigest(),
+                "media_type": "text/plain",
+                "created_at": when,
+                "meta": {},
+            }
+        ]
+    error = error_of(_post(client, data), 422, "invalid_value")
+    assert "7258118400" in error["message"]
+    assert client.get("/api/v1/runs").get_json()["runs"] == []
+    # The bounds themselves are fine.
+    data = _valid()
+    data["create"]["started_at"] = 0
+    data["heartbeat"] = 7258118400
+    assert _post(client, data).status_code == 200
+    assert notebook.runs()["started_at"].iloc[0].year == 1970
 
 
 def test_missing_create_fields(client: FlaskClient) -> None:

@@ -19,6 +19,7 @@ from .._values import MAX_KEY_LENGTH, MAX_NAME_LENGTH, MAX_NOTE_LENGTH, MAX_STEP
 from ._config import ServerConfig
 from .artifacts import INLINE_TYPES, MAX_CHECKED
 from .console import MAX_CONSOLE_PAGE, MAX_SEARCH_LENGTH
+from .ingest import MAX_TIME, MIN_TIME
 
 _DEFAULTS = ServerConfig(store="sqlite:///unused.db")
 
@@ -75,6 +76,8 @@ _NUMBER = {
 }
 _NULLABLE_NUMBER = {"oneOf": [*_NUMBER["oneOf"], {"type": "null"}]}
 _TIME = {"type": "number", "description": "Seconds since the Unix epoch (UTC)."}
+#: A time a batch sends: 1970 to 2200 (422 outside).
+_SENT_TIME = {"type": "number", "minimum": MIN_TIME, "maximum": MAX_TIME}
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _ARTIFACT_ID = {
@@ -113,7 +116,7 @@ _ARTIFACT_ROW = {
         "size": {"type": "integer", "minimum": 0},
         "sha256": _SHA256,
         "media_type": {"type": "string", "maxLength": 255},
-        "created_at": _TIME,
+        "created_at": _SENT_TIME,
         "meta": {"type": "object"},
     },
 }
@@ -292,7 +295,7 @@ _SCHEMAS: J = {
                     "name": _NAME,
                     "params": {"type": "object"},
                     "tags": {"type": "array", "items": {"type": "string"}},
-                    "started_at": {"type": "number"},
+                    "started_at": _SENT_TIME,
                     "host": {"type": "string"},
                     "pid": {"type": ["integer", "null"]},
                     "command": {"type": "string"},
@@ -359,9 +362,9 @@ _SCHEMAS: J = {
                 "description": '[[time, "stdout" or "stderr", text], ...]',
             },
             "status": {"type": ["string", "null"], "enum": [*STATUSES, None]},
-            "ended_at": {"type": ["number", "null"]},
+            "ended_at": {**_SENT_TIME, "type": ["number", "null"]},
             "error": {"type": ["string", "null"]},
-            "heartbeat": {"type": ["number", "null"]},
+            "heartbeat": {**_SENT_TIME, "type": ["number", "null"]},
         },
     },
 }

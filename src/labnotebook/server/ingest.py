@@ -84,6 +84,12 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 #: Longest host, command or error text in a batch.
+#: Times are epoch seconds from 1970-01-01 to 2200-01-01 (UTC): tables and
+#: charts cannot show times far outside, and no run happens there.
+MIN_TIME = 0
+MAX_TIME = 7_258_118_400
+_TIME_RANGE = f"epoch seconds from {MIN_TIME} (1970) to {MAX_TIME} (2200)"
+
 MAX_TEXT = {"host": 255, "command": 100_000, "error": 1_000_000}
 #: Most per-step field rows or notes in one batch.
 MAX_ROWS = 1_000_000
@@ -248,8 +254,9 @@ def _packed(columns: dict[str, Any], where: str) -> Columns:
         ) from None
     if len(steps) and np.asarray(steps, dtype=np.int64).min() < 0:
         raise _invalid(where, f"{where} steps must be between 0 and {MAX_STEP}")
-    if not np.isfinite(np.asarray(times, dtype=np.float64)).all():
-        raise _invalid(where, f"{where} times must be finite")
+    packed = np.asarray(times, dtype=np.float64)
+    if not ((packed >= MIN_TIME) & (packed <= MAX_TIME)).all():
+        raise _invalid(where, f"{where} times must be {_TIME_RANGE}")
     return steps, values, times
 
 
@@ -275,8 +282,8 @@ def _times(times: list[Any], where: str) -> list[float]:
     if not all((type(t) is float or type(t) is int) for t in times):
         raise _invalid(where, f"{where} times must be numbers (epoch seconds)")
     out = [float(t) for t in times]
-    if not all(math.isfinite(t) for t in out):
-        raise _invalid(where, f"{where} times must be finite")
+    if not all(MIN_TIME <= t <= MAX_TIME for t in out):
+        raise _invalid(where, f"{where} times must be {_TIME_RANGE}")
     return out
 
 
@@ -471,11 +478,8 @@ def _step(value: object, where: str) -> int:
 def _time(value: object, where: str, optional: bool = False) -> Any:
     if value is None and optional:
         return None
-    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
-        raise _invalid(
-            where,
-            f"{where} must be a finite number of epoch seconds, got {value!r:.40}",
-        )
+    if type(value) not in (int, float) or not MIN_TIME <= value <= MAX_TIME:  # type: ignore[operator]
+        raise _invalid(where, f"{where} must be {_TIME_RANGE}, got {value!r:.40}")
     return float(value)  # type: ignore[arg-type]
 
 
