@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -882,6 +883,49 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1, _explain(result)
     assert result.stderr.startswith("Error: refusing to listen on '0.0.0.0'")
+
+
+@pytest.mark.timeout(60)
+def test_serve_on_an_address_it_cannot_listen_on_is_a_one_line_error(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in CLEAN_ENV},
+        "LABNOTEBOOK_HOME": str(tmp_path),
+    }
+    command = [
+        str(Path(sys.executable).parent / "labnotebook"),
+        "serve",
+        "--store",
+        f"sqlite:///{tmp_path / 'lab.db'}",
+        "--token",
+        "a-token-of-some-length",
+    ]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        in_use = subprocess.run(
+            [*command, "--port", str(port)], capture_output=True, text=True, env=env
+        )
+        # Refused before the server starts, not after gunicorn's retries.
+        assert time.monotonic() - started < 4
+    unknown = subprocess.run(
+        [*command, "--host", "no-such-host.invalid", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    for result, cause in (
+        (in_use, f"cannot listen on 127.0.0.1:{port}: "),
+        (unknown, f"cannot listen on no-such-host.invalid:{port}: "),
+    ):
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(f"Error: {cause}"), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "--port" in in_use.stderr
+    assert "--host" in unknown.stderr
 
 
 def test_show_lists_artifacts_and_the_code_version(

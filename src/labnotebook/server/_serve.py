@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import socket
@@ -46,6 +47,7 @@ def serve(
             raise ValidationError(f"{name} must be a positive integer, got {value!r}")
     if port > 65535:
         raise ValidationError(f"port must be at most 65535, got {port}")
+    check_address(host, port)
 
     from ._app import create_app
 
@@ -101,6 +103,38 @@ def check_binding(host: str, config: ServerConfig) -> None:
         "LABNOTEBOOK_TOKEN environment variable (and give it to clients as "
         "LABNOTEBOOK_TOKEN), or listen on 127.0.0.1"
     )
+
+
+def check_address(host: str, port: int) -> None:
+    """Fail now, in one line, when ``host:port`` cannot be listened on.
+
+    gunicorn would retry for seconds and log each attempt; the socket is bound
+    the way gunicorn binds it, then closed.
+    """
+    where = f"{_bind_host(host)}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        raise ValidationError(
+            f"cannot listen on {where}: {exc.strerror or exc}; give --host an "
+            "address of this machine, such as 127.0.0.1 or 0.0.0.0"
+        ) from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            hint = (
+                "another program (another labnotebook serve?) listens there; stop "
+                "it, or choose another port with --port"
+                if exc.errno == errno.EADDRINUSE
+                else "choose another --host or --port"
+            )
+            raise ValidationError(
+                f"cannot listen on {where}: {exc.strerror or exc}; {hint}"
+            ) from None
 
 
 def is_loopback(host: str) -> bool:
