@@ -19,6 +19,20 @@ def test_400_malformed_query_parameter(client: FlaskClient) -> None:
     assert error["detail"]["parameter"] == "limit"
 
 
+@pytest.mark.parametrize("value", ["1_0", " 5", "5 ", "\u0663", "0x10", "1e3", "+"])
+def test_an_integer_parameter_is_plain_ascii_digits(
+    client: FlaskClient, value: str
+) -> None:
+    # Python's int() would read "1_0" as 10, " 5" as 5 and an Arabic-Indic
+    # three as 3: the API takes only what it documents, a whole number.
+    for url in ("/api/v1/runs", "/api/v1/runs/abcd1234/console"):
+        error = error_of(
+            client.get(url, query_string={"limit": value}), 400, "invalid_parameter"
+        )
+        assert error["detail"]["parameter"] == "limit"
+    assert client.get("/api/v1/runs?limit=%2B5").status_code == 200
+
+
 def test_400_unknown_query_parameter_lists_the_known_ones(client: FlaskClient) -> None:
     error = error_of(client.get("/api/v1/runs?limt=10"), 400, "unknown_parameter")
     assert "'limt'" in error["message"]

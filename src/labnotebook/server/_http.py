@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -134,6 +135,7 @@ def check_params(allowed: Iterable[str]) -> None:
 
 
 _REPEATABLE = frozenset({"run", "key"})
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def int_param(
@@ -148,16 +150,16 @@ def int_param(
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw, 10)
-    except ValueError:
+    if not _INTEGER.fullmatch(raw):
+        # int() would also take "1_0", spaces and non-ASCII digits.
         raise ApiError(
             400,
             "invalid_parameter",
             f"query parameter {name}={_short(raw)} is not an integer; give a whole "
             "number such as 100",
             {"parameter": name},
-        ) from None
+        )
+    value = int(raw, 10)
     if minimum is not None and value < minimum:
         raise ApiError(
             400,
