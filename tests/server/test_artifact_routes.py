@@ -862,6 +862,52 @@ def test_a_real_server_caps_uploads_and_checks_tokens(
     assert "too-big.bin" in caplog.text
 
 
+def _raw_request(port: int, head: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    """Send bytes as they are (no client fixes them up); the status and JSON body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(head.encode() + b"\r\n\r\n" + body)
+        conn.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    headers, _, content = rest.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in headers.lower(), answer
+    return int(status_line.split()[1]), json.loads(content)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"ZZ\r\nchunky data\r\n0\r\n\r\n",  # a chunk size that is not hex
+        b"b\r\nchunky data",  # the body ends inside a chunk
+        b"b\r\nchunky dataXX0\r\n\r\n",  # no line end after the chunk
+    ],
+)
+def test_a_malformed_chunked_upload_is_400_and_keeps_nothing(
+    store_url: str,
+    start_server: Callable[..., ServerProcess],
+    tmp_path: Path,
+    body: bytes,
+) -> None:
+    server = start_server(store_url)
+    data = b"chunky data"
+    head = (
+        f"PUT /api/v1/blobs/{sha(data)} HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close"
+    )
+    status, answer = _raw_request(server.port, head, body)
+    assert status == 400, answer
+    assert answer["error"]["code"] == "invalid_body"
+    assert "chunk" in answer["error"]["message"]
+    assert not objects(tmp_path / "server-artifacts")
+    assert wait_until(lambda: not leftovers(tmp_path / "server-artifacts"))
+    # Sent well, the same bytes are taken.
+    status, answer = _raw_request(server.port, head, b"b\r\nchunky data\r\n0\r\n\r\n")
+    assert (status, answer) == (201, {"sha256": sha(data), "size": len(data)})
+
+
 class _Response:
     """A requests response as servertools.error_of reads it."""
 

@@ -931,6 +931,7 @@ def _paths() -> J:
                     {
                         "200": _ok(_ref("Blob"), "Already stored"),
                         "201": _ok(_ref("Blob"), "Stored"),
+                        "400": _error("The chunked body is malformed or cut short."),
                         "413": _error(
                             "The bytes are larger than max_artifact_size "
                             f"({limits.max_artifact_size} bytes by default)."

@@ -20,6 +20,7 @@ from typing import IO, Any, cast
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, request
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import FileWrapper
 
@@ -149,7 +150,16 @@ class _Capped:
         self._read = 0
 
     def read(self, size: int = -1) -> bytes:
-        chunk = self._stream.read(CHUNK_SIZE if size < 0 else size)
+        try:
+            chunk = self._stream.read(CHUNK_SIZE if size < 0 else size)
+        except ParseException as exc:
+            # gunicorn's reader of a chunked body that does not follow HTTP/1.1.
+            raise ApiError(
+                400,
+                "invalid_body",
+                f"the request body is not valid chunked encoding ({exc}); send the "
+                "bytes again, with Content-Length or well-formed chunks",
+            ) from None
         self._read += len(chunk)
         if self._read > self._limit:
             raise _too_large(self._limit)
