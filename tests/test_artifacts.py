@@ -1003,6 +1003,28 @@ def test_cli_download_to_a_path_it_cannot_write_is_a_one_line_error(
     assert plain.read_bytes() == b"keep"
 
 
+def test_cli_download_to_standard_output_checks_the_bytes(
+    notebook: Notebook, settings: Settings
+) -> None:
+    data = b"weights " * 1000
+    with notebook.start("c") as run:
+        artifact = run.attach(data, name="w.bin")
+    runner = CliRunner(env={"LABNOTEBOOK_URL": None, "LABNOTEBOOK_HOME": settings.home})
+    argv = ["--store", settings.url, "download", run.id, "w.bin", "-"]
+    assert runner.invoke(main, argv).stdout_bytes == data
+
+    blob = BlobStore(settings.artifacts_path, 2**30).path(artifact.sha256)
+    blob.chmod(0o644)
+    blob.write_bytes(data[:-1] + b"X")
+    result = runner.invoke(main, argv)
+    # What went out cannot be taken back, but the command fails and says why.
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: ")
+    assert artifact.sha256 in result.stderr
+    assert "damaged" in result.stderr
+
+
 def _read_pipe(path: Path, into: list[bytes]) -> threading.Thread:
     def read() -> None:
         with open(path, "rb") as f:

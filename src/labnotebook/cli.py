@@ -33,7 +33,12 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import __version__
-from ._artifacts import check_artifact_name, create_temp_file, is_special_file
+from ._artifacts import (
+    check_artifact_name,
+    copy_verified,
+    create_temp_file,
+    is_special_file,
+)
 from ._config import Settings
 from ._errors import FilterError, LabnotebookError, StoreError, ValidationError
 from ._frames import RUN_COLUMNS, runs_frame
@@ -838,7 +843,8 @@ def download_command(
             notebook.open_artifact(run_id, name, step=step, kind=kind) as f,
             click.open_file("-", "wb") as out,
         ):
-            shutil.copyfileobj(f, out, 1 << 20)
+            # Checked as a download to a file is; a damaged blob fails the command.
+            copy_verified(f, out, artifact.sha256, Path(artifact.name))
         return
     if dest is None:
         artifact = notebook.find_artifact(run_id, name, step=step, kind=kind)
