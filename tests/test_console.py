@@ -25,6 +25,7 @@ from jupyter_client.manager import KernelManager
 
 from labnotebook import Notebook, Settings, ValidationError
 from labnotebook._console import TRUNCATED, ConsoleCapture, should_capture
+from labnotebook._store.base import Batch
 
 
 @contextlib.contextmanager
@@ -610,6 +611,36 @@ def test_off_mode_and_second_run(settings: Settings, notebook: Notebook) -> None
     assert stored(notebook, first) == f"{first} {second}\n"
     assert stored(notebook, second) == ""
     assert stored(notebook, third) == ""
+
+
+def test_console_search_folds_the_same_letters_on_every_store(
+    notebook: Notebook,
+) -> None:
+    # Like ilike in filters, search folds A-Z only: SQLite's LIKE cannot fold
+    # other letters, and PostgreSQL's alone folded them, so the two stores
+    # found different chunks for one search.
+    with notebook.start() as run:
+        pass
+    lines = ["Ünïcode ÉTÉ", "ascii WARNING", "50% done_now", "back\\slash"]
+    notebook.store.write(
+        Batch(run_id=run.id, console=[(time.time(), "stdout", t) for t in lines])
+    )
+
+    def found(search: str) -> list[str]:
+        return [c.text for c in run.console(search=search)]
+
+    assert found("warning") == ["ascii WARNING"]
+    assert found("ÜNïCODE") == ["Ünïcode ÉTÉ"]
+    assert found("üNïCODE") == []  # Ü and ü are different letters here
+    assert found("ÜNÏCODE") == []
+    assert found("été") == []
+    assert found("ÉTÉ") == ["Ünïcode ÉTÉ"]
+    assert found("Ünïcode") == ["Ünïcode ÉTÉ"]
+    assert found("ünïcode") == []
+    assert found("0% D") == ["50% done_now"]
+    assert found("E_N") == ["50% done_now"]
+    assert found("E_X") == []
+    assert found("K\\S") == ["back\\slash"]
 
 
 def test_console_search_is_validated(notebook: Notebook) -> None:

@@ -187,7 +187,7 @@ class Run:
     def console(self, search: str | None = None) -> list[ConsoleChunk]:
         """The run's console output (stdout and stderr), in the order written.
 
-        search: only the chunks that contain this text (case-insensitive).
+        search: only the chunks that contain this text (the case of A-Z ignored).
         """
         if search is not None:
             check_text(search, "a console search", MAX_CONSOLE_SEARCH)

@@ -920,7 +920,7 @@ class SqlStore:
     ) -> list[ConsoleChunk]:
         """A run's console chunks after the chunk id ``after``, oldest first.
 
-        search: only chunks containing this text (case-insensitive).
+        search: only chunks containing this text (the case of A-Z ignored).
         """
         full = self.resolve_run_id(run_id)
         limit = max(0, min(int(limit), sql_artifacts.MAX_CONSOLE_LIMIT))

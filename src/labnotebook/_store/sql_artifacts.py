@@ -6,6 +6,7 @@ transactions; the bytes themselves are in the artifact store (a BlobStore).
 
 from __future__ import annotations
 
+import string
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -134,6 +135,9 @@ def unreferenced(
     return sorted(candidates)
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def console_chunks(
     conn: sa.Connection,
     run_id: str,
@@ -145,8 +149,18 @@ def console_chunks(
     if after is not None:
         query = query.where(console.c.id > after)
     if search:
-        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(console.c.text.ilike(f"%{escaped}%", escape="\\"))
+        # A-Z are folded and nothing else, on both databases (SQLite's LIKE
+        # cannot fold other letters), as ilike in filters.
+        folded = search.translate(_ASCII_LOWER)
+        escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        text: sa.ColumnElement[str] = (
+            sa.func.translate(
+                console.c.text, string.ascii_uppercase, string.ascii_lowercase
+            )
+            if conn.dialect.name == "postgresql"
+            else sa.func.lower(console.c.text)  # SQLite's lower() folds A-Z only
+        )
+        query = query.where(text.like(f"%{escaped}%", escape="\\"))
     rows = conn.execute(query.order_by(console.c.id).limit(limit))
     return [
         ConsoleChunk(

@@ -1091,7 +1091,7 @@ def _paths() -> J:
                         "q",
                         {"type": "string", "maxLength": MAX_SEARCH_LENGTH},
                         "Only chunks containing this text (a plain substring, "
-                        "case-insensitive).",
+                        "ignoring the case of A-Z).",
                     ),
                 ],
                 tag="console",
