@@ -484,6 +484,26 @@ def test_range_edge_cases(client: FlaskClient, attached: dict[str, bytes]) -> No
     assert stale.data == data
 
 
+def test_a_failed_if_match_is_412_in_the_error_shape(
+    client: FlaskClient, attached: dict[str, bytes]
+) -> None:
+    artifact = _by_name(client)[CSV]
+    urls = [
+        f"/api/v1/runs/run1/artifacts/{artifact['id']}/content",
+        f"/api/v1/runs/run1/blobs/{artifact['sha256']}",
+    ]
+    for url in urls:
+        failed = client.get(url, headers={"If-Match": '"0000"'})
+        error = error_of(failed, 412, "precondition_failed")
+        assert artifact["sha256"] in error["message"]
+        assert "If-Match" in error["message"]
+        assert client.head(url, headers={"If-Match": '"0000"'}).status_code == 412
+        ok = client.get(url, headers={"If-Match": f'"{artifact["sha256"]}"'})
+        assert ok.status_code == 200
+        assert ok.data == attached[CSV]
+        assert client.get(url, headers={"If-Match": "*"}).status_code == 200
+
+
 def test_a_run_serves_only_its_own_blobs(
     client: FlaskClient, attached: dict[str, bytes]
 ) -> None:

@@ -35,6 +35,7 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    412: "precondition_failed",
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "invalid_value",

@@ -431,6 +431,7 @@ def _download(summary: str, params: list[J], not_found: str) -> J:
                 "headers": headers,
             },
             "304": {"description": "Not modified (If-None-Match matched the ETag)"},
+            "412": _error("If-Match names another ETag than the sha256."),
             "404": _error(not_found),
             "416": _error(
                 "The Range starts past the end; Content-Range is bytes */<size> "

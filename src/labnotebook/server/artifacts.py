@@ -22,6 +22,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, current_app, request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.http import parse_etags
 from werkzeug.wsgi import FileWrapper
 
 from .._artifacts import (
@@ -357,7 +358,7 @@ def _send(sha: str, media_type: str, name: str) -> Response:
         ) from None
     try:
         size = found.size(sha)
-        environ = _served_range(size)
+        environ = _served_range(_check_if_match(sha, name), size)
         inline = media_type in INLINE_TYPES
         response = Response(
             FileWrapper(fileobj, CHUNK_SIZE),
@@ -395,14 +396,36 @@ def _send(sha: str, media_type: str, name: str) -> Response:
 _BYTE_RANGE = re.compile(r"bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*")
 
 
-def _served_range(size: int) -> dict[str, Any]:
-    """The request's WSGI environ, with a Range this route does not serve dropped.
+def _check_if_match(sha: str, name: str) -> dict[str, Any]:
+    """The request's WSGI environ, once its If-Match (if any) is satisfied.
+
+    Werkzeug would send a failed If-Match as 412 with the bytes as its body, and
+    refuse ``If-Match: *``; here ``*`` or the ETag (the sha256) passes, anything
+    else is 412 in the error shape.
+    """
+    environ = request.environ
+    header = environ.get("HTTP_IF_MATCH")
+    if header is None:
+        return environ
+    etags = parse_etags(header)
+    if not (etags.star_tag or etags.contains(sha)):
+        raise ApiError(
+            412,
+            "precondition_failed",
+            f"If-Match {_short(header)} does not match the ETag of {name!r}, "
+            f'"{sha}" (its sha256); send that ETag, or no If-Match',
+            {"etag": sha},
+        )
+    return {k: v for k, v in environ.items() if k != "HTTP_IF_MATCH"}
+
+
+def _served_range(environ: dict[str, Any], size: int) -> dict[str, Any]:
+    """The WSGI environ, with a Range this route does not serve dropped.
 
     A Range in another unit, malformed, or asking for several ranges is ignored
     and the whole file is sent (RFC 9110, 14.2); a suffix longer than the file
     asks for all of it. What is left past the end is 416 (see ``_send``).
     """
-    environ = request.environ
     header = environ.get("HTTP_RANGE")
     if header is None:
         return environ
