@@ -997,8 +997,12 @@ def test_cli_download_to_a_path_it_cannot_write_is_a_one_line_error(
         )
         assert result.exit_code == 1, result.output
         assert result.stdout == ""
-        assert result.stderr.startswith(f"Error: cannot download {name!r} to ")
-        assert str(dest) in result.stderr
+        # Named: the folder that cannot be made, since a file is in its way.
+        assert result.stderr.startswith("Error: cannot create the folder ")
+        assert f"folder {str(plain)!r} (File exists)" in result.stderr or (
+            f"folder '{plain}/" in result.stderr
+            and "(Not a directory)" in result.stderr
+        )
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert plain.read_bytes() == b"keep"
 
