@@ -1029,6 +1029,21 @@ def test_cli_download_to_standard_output_checks_the_bytes(
     assert "damaged" in result.stderr
 
 
+def test_read_artifact_checks_the_bytes(notebook: Notebook, settings: Settings) -> None:
+    data = b"weights " * 1000
+    with notebook.start("c") as run:
+        artifact = run.attach(data, name="w.bin")
+    blob = BlobStore(settings.artifacts_path, 2**30).path(artifact.sha256)
+    blob.chmod(0o644)
+    blob.write_bytes(data[:-1] + b"X")
+
+    with pytest.raises(StoreError, match="damaged") as caught:
+        notebook.read_artifact(run.id, "w.bin")
+    assert artifact.sha256 in str(caught.value)
+    with notebook.open_artifact(run.id, "w.bin") as f:  # streamed as stored
+        assert f.read() == data[:-1] + b"X"
+
+
 def _read_pipe(path: Path, into: list[bytes]) -> threading.Thread:
     def read() -> None:
         with open(path, "rb") as f:

@@ -376,9 +376,12 @@ class Notebook:
     ) -> BinaryIO:
         """A file artifact's bytes as a binary file object (close it when done)."""
         artifact = self.find_artifact(run_id, name, step=step, kind=kind)
+        return self._open_file(artifact)
+
+    def _open_file(self, artifact: Artifact) -> BinaryIO:
         if artifact.kind == "folder":
             raise ValidationError(
-                f"artifact {name!r} is a folder; copy it with "
+                f"artifact {artifact.name!r} is a folder; copy it with "
                 "download_artifact(run_id, name, dest)"
             )
         return self._open_blob(artifact.run_id, artifact.sha256)
@@ -391,9 +394,21 @@ class Notebook:
         step: int | None = None,
         kind: str | None = None,
     ) -> bytes:
-        """A file artifact's bytes."""
-        with self.open_artifact(run_id, name, step=step, kind=kind) as f:
-            return f.read()
+        """A file artifact's bytes, checked against their sha256 (StoreError if
+        the stored bytes are damaged).
+        """
+        import hashlib
+
+        artifact = self.find_artifact(run_id, name, step=step, kind=kind)
+        with self._open_file(artifact) as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != artifact.sha256:
+            raise StoreError(
+                f"the bytes read for artifact {name!r} of run {artifact.run_id[:8]} "
+                f"do not match their sha256 {artifact.sha256}; the stored blob is "
+                "damaged"
+            )
+        return data
 
     def download_artifact(
         self,
