@@ -286,6 +286,8 @@ _GOOD = row(b"x")
         ({"media_type": ""}, "media_type"),
         ({"created_at": "now"}, "created_at"),
         ({"meta": [1]}, "meta"),
+        ({"meta": []}, "meta"),
+        ({"meta": ""}, "meta"),
         ({"extra": 1}, "extra"),
     ],
 )

@@ -157,6 +157,10 @@ def test_metrics_params_and_fields(client: FlaskClient, seeded: list[str]) -> No
         "fields": []
     }
     error_of(client.get(f"/api/v1/runs/{seeded[1]}/fields?start=x"), 400)
+    inverted = error_of(
+        client.get(f"/api/v1/runs/{seeded[1]}/fields?start=20&stop=10"), 400
+    )
+    assert "stop=10 must be greater than start=20" in inverted["message"]
 
 
 def test_patch_and_delete_a_run(client: FlaskClient, seeded: list[str]) -> None:

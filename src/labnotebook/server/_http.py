@@ -16,7 +16,7 @@ from flask import Flask, current_app, request
 from flask.json.provider import DefaultJSONProvider
 
 from .._store.sql import SqlStore
-from .._values import MAX_JSON_DEPTH
+from .._values import MAX_JSON_DEPTH, MAX_STEP
 from ._config import ServerConfig
 from ._errors import ApiError
 
@@ -320,3 +320,18 @@ def _kind(value: Any) -> str:
 def _short(value: str, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def step_range() -> tuple[int | None, int | None]:
+    """The ``start`` and ``stop`` query parameters: steps ``[start, stop)``."""
+    start = int_param("start", None, minimum=0, maximum=MAX_STEP)
+    stop = int_param("stop", None, minimum=0, maximum=MAX_STEP)
+    if start is not None and stop is not None and stop <= start:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"stop={stop} must be greater than start={start}: the range is "
+            "[start, stop)",
+            {"parameter": "stop"},
+        )
+    return start, stop

@@ -372,7 +372,8 @@ def _artifact(row: object, where: str) -> ArtifactCreate:
             f"{where}.media_type {media_type!r:.60} must be a media type such as "
             "image/png or application/octet-stream",
         )
-    meta = _json(row.get("meta") or {}, f"{where}.meta", MAX_FIELDS_BYTES)
+    meta = row.get("meta")
+    meta = {} if meta is None else _json(meta, f"{where}.meta", MAX_FIELDS_BYTES)
     if not isinstance(meta, dict):
         raise _invalid(f"{where}.meta", f"{where}.meta must be an object")
     return ArtifactCreate(

@@ -10,7 +10,7 @@ from .._errors import FilterError
 from .._query import MAX_FILTER_LENGTH, Field, parse_field
 from .._schema import STATUSES
 from .._store.base import RunRecord
-from .._values import MAX_NAME_LENGTH, MAX_STEP, check_name, check_tags
+from .._values import MAX_NAME_LENGTH, check_name, check_tags
 from ._auth import read, write
 from ._errors import ApiError
 from ._http import (
@@ -19,6 +19,7 @@ from ._http import (
     config,
     int_param,
     json_body,
+    step_range,
     store,
     text_param,
 )
@@ -164,8 +165,7 @@ def run_params(run_id: str) -> dict[str, Any]:
 def run_fields(run_id: str) -> dict[str, Any]:
     """Per-step fields of a run, in a step range ``[start, stop)``."""
     check_params(("start", "stop"))
-    start = int_param("start", None, minimum=0, maximum=MAX_STEP)
-    stop = int_param("stop", None, minimum=0, maximum=MAX_STEP)
+    start, stop = step_range()
     rows = store().step_fields(_run_id(run_id), start=start, stop=stop)
     return {"fields": [{"step": s, "time": t, "fields": f} for s, t, f in rows]}
 

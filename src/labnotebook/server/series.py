@@ -16,6 +16,7 @@ from ._http import (
     config,
     finite_list,
     int_param,
+    step_range,
     store,
 )
 from .runs import _run_id
@@ -61,7 +62,7 @@ def get_series() -> dict[str, Any]:
         maximum=config().max_buckets,
         limit_name="max_buckets",
     )
-    start, stop = _range()
+    start, stop = step_range()
     by_time = choice_param("x", ("step", "time"), "step") == "time"
     assert buckets is not None
 
@@ -139,17 +140,3 @@ def _repeated(name: str) -> list[str]:
             {"parameter": name},
         )
     return values
-
-
-def _range() -> tuple[int | None, int | None]:
-    start = int_param("start", None, minimum=0, maximum=MAX_STEP)
-    stop = int_param("stop", None, minimum=0, maximum=MAX_STEP)
-    if start is not None and stop is not None and stop <= start:
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"stop={stop} must be greater than start={start}: the range is "
-            "[start, stop)",
-            {"parameter": "stop"},
-        )
-    return start, stop
