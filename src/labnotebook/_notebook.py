@@ -359,7 +359,8 @@ class Notebook:
             of = "" if kind is None else f" of kind {kind!r}"
             raise NotFoundError(
                 f"run {run_id[:8]} has no artifact named {name!r}{of}{at}; list "
-                "them with run.artifacts()"
+                f"them with lab.artifacts({run_id[:8]!r}) or 'labnotebook artifacts "
+                f"{run_id[:8]}'"
             )
         return max(
             found,
