@@ -198,6 +198,30 @@ def test_folder_round_trip_with_nested_dirs(notebook: Notebook, tmp_path: Path) 
         reader.download_artifact("checkpoint", tmp_path / "secret.txt")
 
 
+def test_a_folder_download_that_fails_leaves_no_folder_it_made(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    files = make_tree(tmp_path / "tree")
+    with notebook.start("f") as run:
+        run.attach(tmp_path / "tree")
+    lost = hashlib.sha256(files["src/deep/er/weights.bin"]).hexdigest()
+    blob = notebook.blobs.path(lost)
+    blob.chmod(0o644)
+    blob.unlink()
+
+    new = tmp_path / "new" / "restored"
+    with pytest.raises(NotFoundError, match=lost):
+        notebook.download_artifact(run.id, "tree", new)
+    assert not new.exists()
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "mine.txt").write_text("mine")
+    with pytest.raises(NotFoundError):
+        notebook.download_artifact(run.id, "tree", kept)
+    assert (kept / "mine.txt").read_text() == "mine"  # a folder given is left
+
+
 @pytest.mark.parametrize("bad", ["a\\b.txt", "c:notes.txt"])
 def test_folder_with_a_name_that_cannot_be_restored_is_refused(
     notebook: Notebook, tmp_path: Path, bad: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import time
 import uuid
 import warnings
@@ -450,10 +451,17 @@ class Notebook:
                 )
             with self._open_blob(artifact.run_id, artifact.sha256) as f:
                 entries = parse_manifest(f.read())
+            created = not target.exists()
             make_dest_folder(target)
-            restore_folder(
-                entries, target, lambda sha: self._open_blob(artifact.run_id, sha)
-            )
+            try:
+                restore_folder(
+                    entries, target, lambda sha: self._open_blob(artifact.run_id, sha)
+                )
+            except BaseException:
+                if created:
+                    # Made by this call: no half-restored folder is left behind.
+                    shutil.rmtree(target, ignore_errors=True)
+                raise
             return target
 
         if target.is_dir():
