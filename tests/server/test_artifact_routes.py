@@ -129,14 +129,19 @@ def test_an_upload_is_stored_once_and_checked(
 ) -> None:
     data = os.urandom(3000)
     path = f"/api/v1/blobs/{sha(data)}"
-    assert client.head(path).status_code == 404
+    missing = client.head(path)
+    assert missing.status_code == 404
+    assert "Content-Type" not in missing.headers  # no body, so no type
 
     created = client.put(path, data=data)
     assert created.status_code == 201
     assert created.get_json() == {"sha256": sha(data), "size": 3000}
     again = client.put(path, data=data)
     assert again.status_code == 200
-    assert client.head(path).status_code == 200
+    held = client.head(path)
+    assert held.status_code == 200
+    assert "Content-Type" not in held.headers
+    assert held.headers["X-Blob-Size"] == "3000"
     stored = server_blobs / "objects" / sha(data)[:2] / sha(data)[2:]
     assert stored.read_bytes() == data
     assert leftovers(server_blobs) == []

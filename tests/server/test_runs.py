@@ -180,6 +180,7 @@ def test_patch_and_delete_a_run(client: FlaskClient, seeded: list[str]) -> None:
     response = client.delete(url)
     assert response.status_code == 204
     assert response.data == b""
+    assert "Content-Type" not in response.headers
     error_of(client.get(url), 404)
     error_of(client.delete(url), 404)
     assert _runs(client)["total"] == 2

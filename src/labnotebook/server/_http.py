@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
 
 from .._store.sql import SqlStore
@@ -335,3 +335,10 @@ def step_range() -> tuple[int | None, int | None]:
             {"parameter": "stop"},
         )
     return start, stop
+
+
+def empty(status: int) -> Response:
+    """A response without a body, and so without a Content-Type."""
+    response = Response(status=status)
+    del response.headers["Content-Type"]
+    return response

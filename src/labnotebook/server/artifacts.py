@@ -36,7 +36,15 @@ from .._schema import ARTIFACT_KINDS
 from .._store.base import Artifact
 from ._auth import read, write
 from ._errors import ApiError
-from ._http import MAX_ID, check_params, choice_param, config, json_body, store
+from ._http import (
+    MAX_ID,
+    check_params,
+    choice_param,
+    config,
+    empty,
+    json_body,
+    store,
+)
 from .runs import _run_id
 
 bp = Blueprint("artifacts", __name__)
@@ -72,8 +80,8 @@ def has_blob(sha256: str) -> Response:
     """200 when the server holds the blob, else 404 (no body either way)."""
     check_params(())
     if not _SHA256.fullmatch(sha256) or not blobs().has(sha256):
-        return Response(status=404)
-    response = Response(status=200)
+        return empty(404)
+    response = empty(200)
     response.headers["X-Blob-Size"] = str(blobs().size(sha256))
     return response
 
@@ -209,7 +217,7 @@ def delete_artifact(run_id: str, artifact_id: int) -> Response:
     unused = store().delete_artifacts(full, [artifact.id])
     for sha in unused:
         blobs().delete(sha)
-    return Response(status=204)
+    return empty(204)
 
 
 # ------------------------------------------------------------------ downloads

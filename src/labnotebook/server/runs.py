@@ -17,6 +17,7 @@ from ._http import (
     check_params,
     choice_param,
     config,
+    empty,
     int_param,
     json_body,
     step_range,
@@ -135,7 +136,7 @@ def delete_run(run_id: str) -> Response:
     """Delete a run and everything logged to it."""
     check_params(())
     store().delete_run(_run_id(run_id))
-    return Response(status=204)
+    return empty(204)
 
 
 @bp.get("/runs/<run_id>/metrics")
