@@ -18,6 +18,7 @@ import textwrap
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from click.testing import CliRunner, Result
 
 import labnotebook
 from labnotebook import Notebook, Settings
+from labnotebook._spool import Spool
 from labnotebook._store import migrate
 from labnotebook._store.base import Batch, RunCreate
 from labnotebook.cli import main
@@ -948,3 +950,26 @@ def test_show_lists_artifacts_and_the_code_version(
     commit = data["environment"]["code"].get("commit")
     if commit:  # run from a git checkout
         assert f"  code        {commit[:12]} " in text
+
+
+def test_sync_keeps_a_batch_the_store_refuses_apart_and_sends_the_rest(
+    cli: Invoke, settings: Settings, notebook: Notebook
+) -> None:
+    with notebook.start("kept") as kept:
+        pass
+    spool_dir = Path(settings.home) / "spool"
+    gone = uuid.uuid4().hex
+    for run_id, status in ((gone, "finished"), (kept.id, "failed")):
+        spool = Spool(spool_dir, run_id, settings.url)
+        spool.append(Batch(run_id=run_id, status=status))
+        spool.close()
+
+    result = cli("sync", code=1)
+    assert result.stdout == "sent 1 batches to " + result.stdout.split()[-1] + "\n"
+    assert f"run {gone}: store refused a batch (NotFoundError" in result.stderr
+    assert "the store refused 1 batch(es)" in result.stderr
+    assert notebook.get_run(kept.id).status == "failed"
+    assert list(spool_dir.glob("*.spool")) == []
+    (rejected,) = spool_dir.glob("*.rejected")
+    assert rejected.name.startswith(gone)
+    assert cli("sync").stdout.startswith("sent 0 batches")

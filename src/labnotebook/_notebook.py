@@ -18,9 +18,9 @@ from ._artifacts import BlobStore
 from ._config import Settings
 from ._environment import capture
 from ._environment import prefetch as prefetch_environment
-from ._errors import StoreError, ValidationError
+from ._errors import LabnotebookError, StoreError, ValidationError
 from ._run import Run
-from ._spool import Spool, read_spool_file, spool_files
+from ._spool import Spool, read_spool_file, reject_batch, spool_files
 from ._store import open_store
 from ._store.base import Artifact, Batch, RunCreate, RunRecord, Store
 from ._store.sql import SqlStore
@@ -202,7 +202,10 @@ class Notebook:
     def sync(self) -> int:
         """Send the spool files that ended processes left for this store.
 
-        Returns how many batches were sent.
+        Returns how many batches were sent. A batch the store refuses (its run
+        was deleted, say) is kept in the ``.rejected`` file next to its spool
+        file, with a RuntimeWarning naming it, and the rest are sent; a store
+        that cannot be reached raises, and the files wait for the next sync.
         """
         sent = 0
         for path in spool_files(self.settings.spool_dir):
@@ -213,7 +216,18 @@ class Notebook:
             if header.get("url") != self.store.url:
                 continue
             for batch in batches:
-                self.store.write(batch)
+                try:
+                    self.store.write(batch)
+                except StoreError:
+                    raise
+                except LabnotebookError as exc:
+                    kept = reject_batch(path, batch)
+                    message = (
+                        f"run {batch.run_id}: store refused a batch "
+                        f"({type(exc).__name__}: {exc}); it was kept in {kept}"
+                    )
+                    warnings.warn(message, RuntimeWarning, stacklevel=2)
+                    continue
                 sent += 1
             path.unlink(missing_ok=True)
             logger.info("sent %d batches from %s", len(batches), path)

@@ -61,12 +61,7 @@ class Spool:
 
     def reject(self, batch: Batch) -> Path:
         """Keep a batch the store refused, apart from those to replay."""
-        path = self.path.with_suffix(".rejected")
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "ab") as handle:
-            handle.write(f"{batch.id} {batch.to_json()}\n".encode())
-        return path
+        return reject_batch(self.path, batch)
 
     @property
     def pending(self) -> bool:
@@ -112,6 +107,18 @@ class Spool:
         if remove:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
+
+
+def reject_batch(spool_path: Path, batch: Batch) -> Path:
+    """Append a batch the store refused to the ``.rejected`` file next to a spool
+    file; returns that file. Refused batches are kept there, never replayed.
+    """
+    path = spool_path.with_suffix(".rejected")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as handle:
+        handle.write(f"{batch.id} {batch.to_json()}\n".encode())
+    return path
 
 
 def spool_files(folder: Path) -> list[Path]:

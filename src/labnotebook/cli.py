@@ -22,6 +22,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -1188,10 +1189,11 @@ def sync_command(everything: bool) -> None:
     state = _state()
     settings = state.settings()
     waiting = _spooled_stores(settings)
+    refused: list[str] = []
 
     if not everything:
         notebook = state.notebook
-        sent = notebook.sync()
+        sent = _sync_into(notebook, refused)
         click.echo(f"sent {sent} batches to {_shown(notebook.store.url)}")
         others = sum(n for url, n in waiting.items() if url != notebook.store.url)
         if others:
@@ -1199,6 +1201,7 @@ def sync_command(everything: bool) -> None:
                 f"{_plural(others, 'spool file')} for other stores waiting; send "
                 "them with labnotebook sync --all"
             )
+        _refused_error(refused)
         return
 
     failed = 0
@@ -1206,7 +1209,7 @@ def sync_command(everything: bool) -> None:
         try:
             notebook = Notebook(settings.replace(url=url))
             try:
-                sent = notebook.sync()
+                sent = _sync_into(notebook, refused)
             finally:
                 notebook.close()
         except StoreError as exc:
@@ -1220,6 +1223,29 @@ def sync_command(everything: bool) -> None:
         raise CliError(
             f"{failed} of {len(waiting)} stores could not take their data; it stays "
             "in the spool for the next labnotebook sync"
+        )
+    _refused_error(refused)
+
+
+def _sync_into(notebook: Notebook, refused: list[str]) -> int:
+    """notebook.sync(), printing each batch the store refused as it goes."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        try:
+            return notebook.sync()
+        finally:
+            for warning in caught:
+                message = str(warning.message)
+                if "store refused a batch" in message:
+                    refused.append(message)
+                _err(message)
+
+
+def _refused_error(refused: list[str]) -> None:
+    if refused:
+        raise CliError(
+            f"the store refused {len(refused)} batch(es); they are kept in the "
+            ".rejected files named above and are not sent again"
         )
 
 

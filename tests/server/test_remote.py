@@ -629,6 +629,72 @@ def test_exit_stays_bounded_while_the_server_is_down_and_sync_sends_the_rest(
     assert not list((tmp_path / "client").glob("spool/*.spool"))
 
 
+_KILLED_OFFLINE = """
+import os, signal, sys, time
+import labnotebook as lab
+
+lab.init(sys.argv[1], token=sys.argv[2], home=sys.argv[3], flush_interval=0.05,
+         retry_interval=0.1, capture_console="off", system_metrics_interval=0)
+runs = [lab.start(name) for name in ("deleted-meanwhile", "kept")]
+for run in runs:
+    run.log(loss=1.0)
+    run.flush()
+print(*(run.id for run in runs), flush=True)
+sys.stdin.readline()  # the server has gone away
+for run in runs:
+    run.log(loss=2.0)
+    run.attach(f"late bytes of {run.name}".encode(), name="late.txt")
+time.sleep(1.5)  # both batches are in the spool files
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_sync_sets_aside_batches_the_server_refuses_and_sends_the_rest(
+    store_url: str,
+    start_server: Callable[..., ServerProcess],
+    tmp_path: Path,
+):
+    server = start_server(store_url)
+    home = tmp_path / "client"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_OFFLINE, server.url, TOKEN, str(home)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    doomed, kept = proc.stdout.readline().split()
+    server.stop(signal.SIGKILL)
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    spooled = {p.name.split("-")[0]: p for p in home.glob("spool/*.spool")}
+    assert set(spooled) == {doomed, kept}
+    # The file of the deleted run is the older one, so it is sent first.
+    os.utime(spooled[doomed], (time.time() - 60, time.time() - 60))
+
+    server.start()
+    nb = Notebook(remote_settings(server.url, home))
+    try:
+        nb.delete_run(doomed)
+        with pytest.warns(RuntimeWarning, match=f"{doomed}.*rejected") as caught:
+            assert nb.sync() > 0
+        assert "NotFoundError" in str(caught[0].message)
+        assert [a.name for a in nb.artifacts(kept)] == ["late.txt"]
+        assert nb.read_artifact(kept, "late.txt") == b"late bytes of kept"
+        assert nb.get_run(kept).summary["loss"].last == 2.0
+        # Nothing is left to send: the refused batch waits in its .rejected file.
+        assert not list(home.glob("spool/*.spool"))
+        (rejected,) = home.glob("spool/*.rejected")
+        assert rejected.name.startswith(doomed)
+        assert nb.sync() == 0
+    finally:
+        nb.close()
+
+
 # ----------------------------------------------- two servers, one database
 
 
