@@ -785,6 +785,44 @@ def test_delete_artifacts_through_a_server_removes_the_servers_bytes(
         notebook.close()
 
 
+@pytest.mark.filterwarnings("ignore:.*store refused a batch:RuntimeWarning")
+def test_bytes_attached_to_a_run_deleted_meanwhile_do_not_stay_on_the_server(
+    store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server(store_url)
+    server_root = tmp_path / "server-artifacts"
+    folder = tmp_path / "tokenizer"
+    folder.mkdir()
+    (folder / "vocab.txt").write_bytes(b"only in this folder")
+    trainer = remote(server.url, tmp_path / "trainer")
+    other = remote(server.url, tmp_path / "other")
+    try:
+        with other.start("keeps its bytes") as keeper:
+            keeper.attach(b"shared bytes", name="shared.bin")
+        run = trainer.start("deleted while it trains")
+        run.log(loss=1.0)
+        assert run.flush(30)
+        other.delete_run(run.id)
+        # The trainer goes on: its uploads are refused with the batch that
+        # names them, and must not stay on the server with no artifact.
+        checkpoint = os.urandom(200_000)
+        run.attach(checkpoint, name="checkpoint.pt")
+        run.attach(b"shared bytes", name="shared.bin")
+        run.attach(folder)
+        run.finish()
+        assert list((tmp_path / "trainer" / "spool").glob("*.rejected"))
+        stored = objects(server_root)
+        assert sha(checkpoint) not in stored
+        assert sha(b"only in this folder") not in stored
+        assert sha(b"shared bytes") in stored
+        assert other.read_artifact(keeper.id, "shared.bin") == b"shared bytes"
+        assert stored == {sha(b"shared bytes")}
+        assert not list((server_root / "tmp").iterdir())
+    finally:
+        trainer.close()
+        other.close()
+
+
 def test_an_upload_cut_midway_is_sent_again_and_a_cut_download_resumes(
     store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:

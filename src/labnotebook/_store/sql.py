@@ -900,6 +900,18 @@ class SqlStore:
                 self._notify(conn, full)
         return unused
 
+    def delete_unused_blobs(self, rows: list[tuple[str, str]]) -> list[str]:
+        """Delete the blobs of ``(kind, sha256)`` artifact rows (and of their
+        folders' files) that no artifact uses; returns their hashes.
+
+        For bytes uploaded for a batch that was then refused: a client that
+        still needs them is told they are missing and uploads them again.
+        """
+        with self._connect() as conn:
+            unused = sql_artifacts.unreferenced(conn, rows, self._members)
+        self._delete_blobs(unused)
+        return unused
+
     def _delete_blobs(self, shas: list[str]) -> None:
         # A concurrent attach of the very same bytes may find a blob present just
         # before it is removed here; docs/artifacts.md describes that race.

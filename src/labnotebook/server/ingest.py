@@ -102,7 +102,14 @@ def ingest() -> dict[str, Any]:
     check_params(())
     body = json_body(_BATCH_FIELDS, required=("run_id",))
     batch = parse_batch(body, config().max_batch_points)
-    store().write(batch)
+    try:
+        store().write(batch)
+    except NotFoundError:
+        # The run was deleted: the bytes uploaded for this batch's artifacts
+        # would stay on the server with no artifact using them.
+        if batch.artifacts:
+            store().delete_unused_blobs([(a.kind, a.sha256) for a in batch.artifacts])
+        raise
     return {"applied": True}
 
 
