@@ -282,8 +282,17 @@ class BlobStore:
         if target.exists():
             os.unlink(name)
             return None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(name, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(name, target)
+        except OSError as exc:
+            # A full disk can refuse the new folder (ENOSPC) after taking the
+            # bytes; so can a folder that is not writable, or not a folder.
+            raise StoreError(
+                f"cannot write to the artifact store {str(self.root)!r}: {exc}; "
+                "free some space, or check the folder (settings.artifacts) and "
+                "its permissions"
+            ) from None
         if sync:
             _fsync_dir(target.parent)
         return target.parent

@@ -1119,6 +1119,44 @@ def test_a_disk_that_fills_up_answers_507_and_keeps_nothing(
     assert not (server_blobs / "objects").exists()
 
 
+def test_a_server_that_cannot_store_uploads_says_so_to_the_client(
+    store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    # A file where the objects folder belongs: no upload can be stored, as on
+    # a full disk; the server answers 507 and stays reachable.
+    server_root = tmp_path / "broken-artifacts"
+    server_root.mkdir()
+    (server_root / "objects").write_bytes(b"")
+    server = start_server(store_url, LABNOTEBOOK_ARTIFACTS=str(server_root))
+    nb = Notebook(
+        Settings(
+            url=server.url,
+            token=TOKEN,
+            home=str(tmp_path / "trainer"),
+            flush_interval=0.05,
+            retry_interval=0.1,
+            exit_timeout=2.0,
+            capture_console="off",
+            system_metrics_interval=0,
+        )
+    )
+    try:
+        nb.store.retry_time = 0.5  # type: ignore[attr-defined]
+        run = nb.start("disk full")
+        run.attach(b"no room for these bytes", name="weights.bin")
+        with pytest.warns(RuntimeWarning) as caught:
+            finished = run.finish()
+        assert not finished
+    finally:
+        nb.close()
+    message = str(caught[0].message)
+    assert "HTTP 507" in message
+    assert "artifact store cannot take the upload" in message
+    assert "check that it is running and reachable" not in message
+    assert "see its log" in message
+    assert list((tmp_path / "trainer" / "spool").glob("*.spool"))
+
+
 def test_one_request_tells_which_blobs_are_missing(client: FlaskClient) -> None:
     have = upload(client, b"have")
     lack = sha(b"lack")

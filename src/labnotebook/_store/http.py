@@ -708,6 +708,7 @@ class HttpStore:
                 )
             except requests.RequestException as exc:
                 problem = _describe_failure(exc)
+                answered = False
             else:
                 status = response.status_code
                 if status < 400 and status not in _REDIRECTS:
@@ -715,6 +716,10 @@ class HttpStore:
                 if status < 500 and status not in _RETRY_STATUSES:
                     raise self._refusal(response, method, path, where)
                 problem = _status_text(response)
+                message = _error_body(response).get("message")
+                if isinstance(message, str) and message:
+                    problem = f"{problem}: {message}"
+                answered = True
                 wait = _retry_after(response)
                 response.close()
             finally:
@@ -724,10 +729,14 @@ class HttpStore:
             attempt += 1
             delay = wait if wait is not None else _backoff(attempt)
             if time.monotonic() + delay > deadline:
+                hint = (
+                    "it answers, but cannot serve the request: see its log"
+                    if answered
+                    else "check that it is running and reachable"
+                )
                 raise StoreUnavailableError(
                     f"tracking server {self._shown} is unavailable ({problem}) after "
-                    f"{attempt} attempt(s) over {self.retry_time:g} s; check that it "
-                    "is running and reachable"
+                    f"{attempt} attempt(s) over {self.retry_time:g} s; {hint}"
                 )
             logger.info(
                 "%s %s failed (%s); retrying in %.1f s", method, path, problem, delay
@@ -969,7 +978,7 @@ def _status_text(response: requests.Response) -> str:
 def _error_body(response: requests.Response) -> dict[str, Any]:
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, requests.RequestException):
         return {}
     error = data.get("error") if isinstance(data, dict) else None
     return error if isinstance(error, dict) else {}
