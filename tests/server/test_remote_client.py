@@ -95,7 +95,7 @@ class Scripted:
                 except ConnectionError:
                     pass  # the client gave up waiting, as some tests make it
 
-            do_GET = do_POST = do_PATCH = do_DELETE = _answer
+            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _answer
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -545,3 +545,46 @@ def test_large_batches_are_cut_the_same_way_every_time(
         steps = [s for p in first for s in p.points.get(key, ([], [], []))[0]]
         assert steps == list(range(n))
     assert sum(len(p.notes) for p in first) == 1
+
+
+def test_bytes_that_vanish_again_before_the_batch_are_uploaded_again(
+    fake: Scripted, tmp_path: Any
+) -> None:
+    # Another machine may keep attaching the same bytes to a deleted run; each
+    # of its refused batches removes them from the server again.
+    from labnotebook._artifacts import BlobStore
+    from labnotebook._store.base import ArtifactCreate
+
+    local = BlobStore(tmp_path / "local", 2**20)
+    digest, size = local.put_bytes(b"config")
+    refusals = 3
+
+    def route(seen: Seen) -> Reply:
+        nonlocal refusals
+        if seen.path.endswith("/blobs/missing"):
+            return Reply(200, {"missing": [digest]})
+        if seen.method == "PUT":
+            return Reply(201, {"sha256": digest, "size": size})
+        if refusals:
+            refusals -= 1
+            return Reply(
+                422,
+                {"error": {"status": 422, "code": "blob_missing", "message": "gone"}},
+            )
+        return Reply(200, {"applied": True})
+
+    fake.route = route
+    store = HttpStore(fake.url, token=TOKEN, blobs=local)
+    row = ArtifactCreate(
+        kind="file",
+        name="config.yaml",
+        step=None,
+        size=size,
+        sha256=digest,
+        media_type="application/octet-stream",
+        created_at=1.0,
+    )
+    store.write(Batch(run_id="r" * 32, artifacts=[row]))
+    assert [s.method for s in fake.seen if s.path.endswith("/ingest")] == ["POST"] * 4
+    assert sum(s.method == "PUT" for s in fake.seen) == 4
+    assert all(s.body == b"config" for s in fake.seen if s.method == "PUT")

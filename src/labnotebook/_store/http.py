@@ -104,6 +104,9 @@ DOWNLOAD_CHUNK = 1 << 20
 KNOWN_BLOBS = 100_000
 #: Hashes per request when asking the server which blobs it lacks (its maximum).
 MISSING_PAGE = 10_000
+#: Times a batch's bytes are uploaded again when the server lost them before
+#: the batch arrived (another machine's delete, or a refused batch, removed them).
+BLOB_RETRIES = 3
 #: Blobs uploaded at the same time.
 UPLOAD_THREADS = 4
 
@@ -229,17 +232,22 @@ class HttpStore:
         """Send ``batch`` to the server; it applies each batch (or part) once.
 
         The bytes of its artifacts are uploaded first; should the server have lost
-        one meanwhile, they are checked and uploaded again, once.
+        one meanwhile (deleted with the last artifact that used it), they are
+        checked and uploaded again, up to ``BLOB_RETRIES`` times.
         """
         if not batch.artifacts:
             self._write(batch)
             return
         batch = self._upload(batch)
-        try:
-            self._write(batch)
-        except _BlobMissing:
-            self._on_server.clear()
-            self._write(self._upload(batch))
+        for attempt in range(BLOB_RETRIES + 1):
+            try:
+                self._write(batch)
+                return
+            except _BlobMissing:
+                if attempt == BLOB_RETRIES:
+                    raise
+                self._on_server.clear()
+                batch = self._upload(batch)
 
     def _write(self, batch: Batch) -> None:
         body = batch.to_json()
