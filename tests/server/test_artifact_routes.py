@@ -38,7 +38,7 @@ from servertools import READ_TOKEN, TOKEN, error_of, make_app
 from test_remote import ServerProcess
 
 import labnotebook
-from labnotebook import Notebook, Settings
+from labnotebook import Notebook, NotFoundError, Settings
 from labnotebook._artifacts import BlobStore
 from labnotebook._store.base import ArtifactCreate, Batch, RunCreate
 from labnotebook._store.http import MAX_REQUEST_BYTES, HttpStore, _cut
@@ -821,6 +821,27 @@ def test_bytes_attached_to_a_run_deleted_meanwhile_do_not_stay_on_the_server(
     finally:
         trainer.close()
         other.close()
+
+
+def test_bytes_missing_on_the_server_read_as_not_found_as_on_a_database(
+    store_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server(store_url)
+    server_root = tmp_path / "server-artifacts"
+    trainer = remote(server.url, tmp_path / "trainer")
+    reader = remote(server.url, tmp_path / "reader")
+    try:
+        with trainer.start("lost bytes") as run:
+            run.attach(b"these bytes go missing", name="lost.txt")
+        digest = sha(b"these bytes go missing")
+        (server_root / "objects" / digest[:2] / digest[2:]).unlink()
+        with pytest.raises(NotFoundError, match=f"lost.txt.*{digest}"):
+            reader.read_artifact(run.id, "lost.txt")
+        with pytest.raises(NotFoundError, match=digest):
+            reader.download_artifact(run.id, "lost.txt", tmp_path / "out")
+    finally:
+        trainer.close()
+        reader.close()
 
 
 def test_an_upload_cut_midway_is_sent_again_and_a_cut_download_resumes(

@@ -765,7 +765,9 @@ class HttpStore:
                 f"{response.headers.get('Location', '?')!r}; use that address as the "
                 "store URL"
             )
-        if code == "blob_missing":
+        if code == "blob_missing" and status == 422:
+            # A batch naming bytes the server does not hold: upload them again.
+            # Reading bytes the server lost is a 404, NotFoundError as below.
             return _BlobMissing(message)
         if code == "invalid_filter":
             column = detail.get("column") if isinstance(detail, dict) else None
