@@ -212,3 +212,20 @@ def test_checkpoints_every_n_epochs(notebook: Notebook, tmp_path: Path) -> None:
     np.testing.assert_allclose(
         restored.predict(x, verbose=0), model.predict(x, verbose=0)
     )
+
+
+def test_a_second_fit_continues_the_batch_steps(notebook: Notebook) -> None:
+    # Fine-tuning after training the head: two fits, one callback, one run.
+    callback = LabnotebookCallback(notebook=notebook, log_every_n_batches=1)
+    x, y = data()
+    model = tiny_model()
+    model.fit(x, y, epochs=2, batch_size=16, callbacks=[callback], verbose=0)
+    model.fit(
+        x, y, epochs=4, initial_epoch=2, batch_size=16, callbacks=[callback], verbose=0
+    )
+
+    assert callback.run is not None
+    summary = notebook.get_run(callback.run.id).summary
+    assert (summary["loss"].count, summary["loss"].last_step) == (4, 3)
+    # 2 batches an epoch: steps 0-3 in the first fit, 4-7 in the second.
+    assert (summary["batch/loss"].count, summary["batch/loss"].last_step) == (8, 7)

@@ -87,6 +87,8 @@ class LabnotebookCallback(keras.callbacks.Callback):  # type: ignore[misc]
         )
         self._batch_size = batch_size
         self._every = log_every_n_batches
+        # Counts every batch this callback saw, across fits: a later fit logs
+        # after the earlier ones instead of over them.
         self._batches = 0
         self._checkpoint_every = checkpoint_every_n_epochs
         self._checkpoint_name = check_artifact_name(checkpoint_name)
@@ -107,7 +109,6 @@ class LabnotebookCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 run.note(params_note("Keras training parameters", found))
         except LabnotebookError as exc:
             logger.warning("could not start logging this training: %s", exc)
-        self._batches = 0
 
     def _training_params(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
