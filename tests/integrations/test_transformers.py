@@ -201,3 +201,30 @@ def test_checkpoints_are_stored_with_the_run(
     folder = notebook.load_checkpoint(callback.run.id, dest=tmp_path / "back")
     restored = transformers.BertForSequenceClassification.from_pretrained(folder)
     assert restored.config.hidden_size == 32
+
+
+def test_evaluating_before_training_keeps_the_params(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    # A baseline evaluation, then training: one run, with the Trainer's params.
+    callback = LabnotebookCallback(notebook=notebook, params={"data": "random"})
+    trainer = transformers.Trainer(
+        model=tiny_model(),
+        args=arguments(tmp_path),
+        train_dataset=dataset(),
+        eval_dataset=dataset(8),
+        callbacks=[callback],
+    )
+    trainer.evaluate()
+    trainer.train()
+
+    assert callback.run is not None
+    run = notebook.get_run(callback.run.id)
+    assert run.status == "finished"
+    assert run.params["data"] == "random"
+    assert run.params["training_args"]["max_steps"] == 6
+    assert run.params["model"]["class"] == "BertForSequenceClassification"
+    assert run.notes() == []
+    assert run.summary["eval_loss"].last_step == 0
+    assert run.summary["loss"].count == 3
+    assert [r.id for r in notebook.store.list_runs()] == [run.id]

@@ -94,7 +94,11 @@ class LabnotebookCallback(TrainerCallback):  # type: ignore[misc]
             self._owner.add_defaults(found)
         try:
             run = self._owner.active()
-            if not starting:
+            # A run that an evaluation before training started already holds them.
+            known = run.params
+            if not starting and any(
+                known.get(key) != value for key, value in json_safe(found).items()
+            ):
                 run.note(params_note("Trainer parameters", found))
         except LabnotebookError as exc:
             logger.warning("could not start logging this training: %s", exc)
@@ -126,6 +130,10 @@ class LabnotebookCallback(TrainerCallback):  # type: ignore[misc]
     ) -> None:
         if not state.is_world_process_zero or not logs:
             return
+        if not self._owner.started:
+            # trainer.evaluate() before train() starts the run: with the same
+            # params as training would, since a run's params are fixed at start.
+            self._owner.add_defaults(self._training_params(args, kwargs.get("model")))
         metrics, others = split_logs(logs)
         self._owner.log(metrics, state.global_step, others)
 
