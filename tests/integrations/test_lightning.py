@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from argparse import Namespace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,33 @@ def test_checkpoints_are_stored_with_the_run(
     restored = notebook.load_checkpoint(run.id, name="tiny", dest=tmp_path / "back")
     state = torch.load(restored, weights_only=False)
     assert state["global_step"] == 8
+
+
+@dataclass
+class Optim:
+    dtype: Any = None
+    betas: tuple[float, float] = (0.9, 0.99)
+
+
+@dataclass
+class Config:
+    root: Path = Path("/data")
+    optim: Optim = field(default_factory=Optim)
+
+
+def test_dataclass_configs_keep_their_fields(notebook: Notebook) -> None:
+    # A dtype deep inside a config keeps its text; the rest stays filterable.
+    logger = LabnotebookLogger(
+        notebook=notebook, params={"config": Config(optim=Optim(torch.bfloat16))}
+    )
+    logger.log_hyperparams(Namespace(extra=Optim()))
+    logger.log_metrics({"loss": 0.5}, step=0)
+    logger.finalize("success")
+
+    assert notebook.get_run(logger.version).params == {
+        "config": {
+            "root": "/data",
+            "optim": {"dtype": "torch.bfloat16", "betas": [0.9, 0.99]},
+        },
+        "extra": {"dtype": None, "betas": [0.9, 0.99]},
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,6 +52,11 @@ def json_safe(value: object, depth: int = 0) -> Any:
         return [json_safe(item, depth + 1) for item in value]
     if type(value).__name__ == "Namespace" and hasattr(value, "__dict__"):
         return json_safe(vars(value), depth)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # Field by field, so one dtype or device in a config dataclass keeps its
+        # text without turning the whole config into one string.
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return json_safe(fields, depth)
     if isinstance(value, str):
         return _text(value, limit=None)
     try:
