@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 import signal
+import subprocess
+import sys
+import textwrap
 from argparse import Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from labnotebook import Notebook, ValidationError
+from labnotebook import Notebook, Settings, ValidationError
 
 pl = pytest.importorskip(
     "lightning.pytorch",
@@ -263,3 +268,80 @@ def test_dataclass_configs_keep_their_fields(notebook: Notebook) -> None:
         },
         "extra": {"dtype": None, "betas": [0.9, 0.99]},
     }
+
+
+SPAWN = """
+import torch
+import lightning.pytorch as pl
+import labnotebook as lab
+from labnotebook.integrations.lightning import LabnotebookLogger
+
+
+class Tiny(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch, index):
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        self.log("train/loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+if __name__ == "__main__":
+    lab.init({url!r}, home={home!r}, flush_interval=0.05)
+    x = torch.randn(32, 4)
+    data = torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True))
+    logger = LabnotebookLogger(name="spawned")
+    pl.Trainer(
+        max_epochs=1, logger=logger, log_every_n_steps=1, accelerator="cpu",
+        devices=2, strategy="ddp_spawn", enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir={root!r},
+    ).fit(Tiny(), torch.utils.data.DataLoader(data, batch_size=8))
+    print("version", logger.version)
+"""
+
+
+def test_ddp_spawn_logs_one_run_from_rank_zero(
+    notebook: Notebook, settings: Settings, tmp_path: Path
+) -> None:
+    # The spawned processes never run lab.init(): the logger takes the store along.
+    script = tmp_path / "train.py"
+    script.write_text(
+        textwrap.dedent(
+            SPAWN.format(
+                url=settings.url, home=str(tmp_path / "h"), root=str(tmp_path / "r")
+            )
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "LABNOTEBOOK_HOME": str(tmp_path / "elsewhere")},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    [record] = notebook.store.list_runs()
+    assert f"version {record.id}" in done.stdout
+    assert record.name == "spawned"
+    assert record.status == "finished"
+    # 32 rows, 2 processes, batches of 8: 2 steps, logged by rank 0 only.
+    summary = notebook.get_run(record.id).summary
+    assert (summary["train/loss"].count, summary["train/loss"].last_step) == (2, 1)
+
+
+def test_a_given_run_is_not_handed_to_spawned_processes(notebook: Notebook) -> None:
+    with notebook.start("mine") as run:
+        with pytest.raises(ValidationError, match="strategy='ddp'"):
+            pickle.dumps(LabnotebookLogger(run))
+        # One the logger starts is: started and ended here, reopened there.
+        logger = LabnotebookLogger(notebook=notebook)
+        pickle.loads(pickle.dumps(logger))
+        assert notebook.get_run(logger.version).status == "finished"

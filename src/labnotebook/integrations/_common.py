@@ -19,6 +19,7 @@ from .._values import (
 )
 
 if TYPE_CHECKING:
+    from .._config import Settings
     from .._notebook import Notebook
     from .._run import Run
 
@@ -166,6 +167,34 @@ class RunOwner:
         if params is not None:
             self.add_params(params)
         self.notebook = notebook
+        #: The store settings and run id a spawned process reopens the run from.
+        self.handed: tuple[Settings, str] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a process started by ``spawn`` receives (Lightning's ddp_spawn).
+
+        Notebooks and runs hold threads and connections, which do not pickle. The
+        run is started here, so that this process and the new ones know its id,
+        and ended here; the new process reopens it from the same store.
+        """
+        if not self.owned:
+            run_id = self.run.id[:8] if self.run is not None else "?"
+            raise ValidationError(
+                f"run {run_id} was given with run= and cannot be logged to from "
+                "processes started with spawn (Lightning's strategy='ddp_spawn'): "
+                "let the adapter start the run (name=, experiment=, ...), or use "
+                "strategy='ddp'"
+            )
+        state = dict(self.__dict__)
+        if self.handed is None:
+            run = self.get()
+            if run.is_active:
+                run.finish("finished")
+            assert self.notebook is not None  # set by get()
+            state["handed"] = (self.notebook.settings, run.id)
+        state["run"] = None
+        state["notebook"] = None
+        return state
 
     def add_params(self, params: Mapping[str, Any] | Any) -> None:
         """Merge ``params`` into those of the run the adapter will start."""
@@ -187,11 +216,17 @@ class RunOwner:
 
     def get(self) -> Run:
         """The run, started now if the adapter owns it and it was not started yet."""
+        if self.run is None and self.handed is not None:
+            from .._notebook import Notebook
+
+            settings, run_id = self.handed
+            self.notebook = Notebook(settings)
+            self.run = self.notebook.get_run(run_id)
         if self.run is None:
             from .._api import current
             from .._notebook import DEFAULT_EXPERIMENT
 
-            notebook = self.notebook or current()
+            notebook = self.notebook = self.notebook or current()
             self.run = notebook.start(
                 self.name,
                 experiment=self.experiment or DEFAULT_EXPERIMENT,
