@@ -345,3 +345,29 @@ def test_a_given_run_is_not_handed_to_spawned_processes(notebook: Notebook) -> N
         logger = LabnotebookLogger(notebook=notebook)
         pickle.loads(pickle.dumps(logger))
         assert notebook.get_run(logger.version).status == "finished"
+
+
+def test_checkpoints_saved_between_logged_steps_keep_their_step(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    # Saved every 3 steps, logged every 5: each checkpoint at its own step.
+    logger = LabnotebookLogger(notebook=notebook, log_checkpoints=True)
+    pl.Trainer(
+        max_epochs=2,
+        logger=logger,
+        log_every_n_steps=5,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[
+            pl.callbacks.ModelCheckpoint(
+                dirpath=tmp_path / "ckpt", every_n_train_steps=3, save_top_k=-1
+            )
+        ],
+    ).fit(Tiny(), loader())
+
+    stored = notebook.get_run(logger.version).artifacts(kind="checkpoint")
+    assert [(a.meta.get("filename"), a.step) for a in stored] == [
+        ("epoch=0-step=3.ckpt", 2),
+        ("epoch=1-step=6.ckpt", 5),
+    ]

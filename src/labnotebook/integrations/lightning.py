@@ -50,7 +50,7 @@ class LabnotebookLogger(Logger):  # type: ignore[misc]
     notebook: where to start that run (default: ``labnotebook.current()``).
     prefix: put before every metric key, e.g. ``"train/"``.
     log_checkpoints: store each checkpoint file a ``ModelCheckpoint`` writes as a
-        checkpoint of the run (at the run's current step).
+        checkpoint of the run (at the step of the training batch before it).
     checkpoint_name: the name of those checkpoints in the run.
     """
 
@@ -148,12 +148,17 @@ class LabnotebookLogger(Logger):  # type: ignore[misc]
             checkpoint_callback.last_model_path,
             checkpoint_callback.best_model_path,
         }
+        # The step of the last optimizer step before the save, where its metrics
+        # are logged; the run's current step is the last *logged* one, which
+        # lags behind when checkpoints and logs are on different intervals.
+        saved_at = getattr(checkpoint_callback, "_last_global_step_saved", None)
+        step = saved_at - 1 if isinstance(saved_at, int) and saved_at > 0 else None
         for path in sorted(p for p in paths if p and os.path.isfile(p)):
             found = os.stat(path)
             key = (path, found.st_mtime_ns, found.st_size)
             if key not in self._stored:
                 self._stored.add(key)
-                self._owner.save_checkpoint(path, None, self._checkpoint_name)
+                self._owner.save_checkpoint(path, step, self._checkpoint_name)
 
     @rank_zero_only  # type: ignore[untyped-decorator]
     def save(self) -> None:
