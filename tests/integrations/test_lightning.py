@@ -283,6 +283,8 @@ class Tiny(pl.LightningModule):
         self.net = torch.nn.Linear(4, 1)
 
     def training_step(self, batch, index):
+        if {fail!r} and self.global_step == 1:
+            raise RuntimeError("loss diverged")
         x, y = batch
         loss = torch.nn.functional.mse_loss(self.net(x), y)
         self.log("train/loss", loss)
@@ -307,25 +309,32 @@ if __name__ == "__main__":
 """
 
 
-def test_ddp_spawn_logs_one_run_from_rank_zero(
-    notebook: Notebook, settings: Settings, tmp_path: Path
-) -> None:
-    # The spawned processes never run lab.init(): the logger takes the store along.
+def spawn(settings: Settings, tmp_path: Path, fail: bool) -> Any:
     script = tmp_path / "train.py"
     script.write_text(
         textwrap.dedent(
             SPAWN.format(
-                url=settings.url, home=str(tmp_path / "h"), root=str(tmp_path / "r")
+                url=settings.url,
+                home=str(tmp_path / "h"),
+                root=str(tmp_path / "r"),
+                fail=fail,
             )
         )
     )
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(script)],
         capture_output=True,
         text=True,
         timeout=240,
         env={**os.environ, "LABNOTEBOOK_HOME": str(tmp_path / "elsewhere")},
     )
+
+
+def test_ddp_spawn_logs_one_run_from_rank_zero(
+    notebook: Notebook, settings: Settings, tmp_path: Path
+) -> None:
+    # The spawned processes never run lab.init(): the logger takes the store along.
+    done = spawn(settings, tmp_path, fail=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
     [record] = notebook.store.list_runs()
@@ -335,6 +344,18 @@ def test_ddp_spawn_logs_one_run_from_rank_zero(
     # 32 rows, 2 processes, batches of 8: 2 steps, logged by rank 0 only.
     summary = notebook.get_run(record.id).summary
     assert (summary["train/loss"].count, summary["train/loss"].last_step) == (2, 1)
+
+
+def test_ddp_spawn_failure_fails_the_run(
+    notebook: Notebook, settings: Settings, tmp_path: Path
+) -> None:
+    done = spawn(settings, tmp_path, fail=True)
+    assert done.returncode == 1
+
+    [record] = notebook.store.list_runs()
+    assert record.status == "failed"
+    assert "loss diverged" in (record.error or "")
+    assert notebook.get_run(record.id).summary["train/loss"].count == 1
 
 
 def test_a_given_run_is_not_handed_to_spawned_processes(notebook: Notebook) -> None:

@@ -169,6 +169,8 @@ class RunOwner:
         self.notebook = notebook
         #: The store settings and run id a spawned process reopens the run from.
         self.handed: tuple[Settings, str] | None = None
+        #: Whether this process handed its run to spawned processes.
+        self.handed_out = False
 
     def __getstate__(self) -> dict[str, Any]:
         """What a process started by ``spawn`` receives (Lightning's ddp_spawn).
@@ -192,6 +194,7 @@ class RunOwner:
                 run.finish("finished")
             assert self.notebook is not None  # set by get()
             state["handed"] = (self.notebook.settings, run.id)
+            self.handed_out = True
         state["run"] = None
         state["notebook"] = None
         return state
@@ -270,7 +273,17 @@ class RunOwner:
     def finish(self, status: str, error: str | None = None) -> None:
         """Finish the run if the adapter owns it; else only flush it."""
         run = self.run
-        if run is None or not run.is_active:
+        if run is None:
+            return
+        if not run.is_active:
+            if self.handed_out and status != "finished":
+                # The spawned processes that logged the run failed; only this
+                # process hears of it.
+                try:
+                    run.resume(system_metrics=False)
+                    run.finish(status, error=error)
+                except LabnotebookError as exc:
+                    logger.warning("could not mark run %s %s: %s", run.id, status, exc)
             return
         if self.owned:
             run.finish(status, error=error)
