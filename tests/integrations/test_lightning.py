@@ -392,3 +392,18 @@ def test_checkpoints_saved_between_logged_steps_keep_their_step(
         ("epoch=0-step=3.ckpt", 2),
         ("epoch=1-step=6.ckpt", 5),
     ]
+
+
+def test_test_and_validate_after_fit_repeat_no_hyperparameters_note(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    # Lightning logs the module's hyperparameters at each fit, validate and test.
+    logger = LabnotebookLogger(notebook=notebook)
+    fit = trainer(logger, tmp_path, epochs=1)
+    model = Tiny()
+    fit.fit(model, loader())
+    fit.validate(model, loader())
+    fit.test(model, loader())
+
+    [note] = notebook.get_run(logger.version).notes()
+    assert note.text.startswith("Hyperparameters")

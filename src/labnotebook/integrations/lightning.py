@@ -113,8 +113,8 @@ class LabnotebookLogger(Logger):  # type: ignore[misc]
         """Record hyperparameters (a dict, possibly nested, or a Namespace).
 
         Before the run starts they become its params; after, they are added to the
-        run as a note (unless its params already hold them), since a run's params
-        are fixed when it starts.
+        run as a note (unless its params or an earlier note already hold them),
+        since a run's params are fixed when it starts.
         """
         if isinstance(params, Namespace):
             params = vars(params)
@@ -128,7 +128,10 @@ class LabnotebookLogger(Logger):  # type: ignore[misc]
             known = run.params
             converted = json_safe(params)
             if any(k not in known or known[k] != v for k, v in converted.items()):
-                run.note(params_note("Hyperparameters", params))
+                text = params_note("Hyperparameters", params)
+                # Lightning logs them again at each fit, validate and test.
+                if all(note.text != text for note in run.notes()):
+                    run.note(text)
         except LabnotebookError as exc:
             logger.warning("could not record hyperparameters: %s", exc)
 
