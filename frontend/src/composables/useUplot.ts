@@ -12,6 +12,17 @@ export interface UplotHandle {
 }
 
 /**
+ * Space around the plot, in CSS pixels (top, right, bottom, left): room for the top y
+ * label and the last x label. uPlot's automatic padding is 0 on the sides without an
+ * axis while it first lays out a chart whose data it has not scaled yet, then grows:
+ * the plot's height changes between its layout passes, the y ticks with it, and the y
+ * axis could end up sized for labels narrower than the ones drawn, which were cut off
+ * at the chart's left edge (`0.75` shown as `.75`). Fixed padding keeps the passes
+ * consistent.
+ */
+const PADDING: uPlot.Padding = [17, 25, 0, 0]
+
+/**
  * A uPlot chart in `el`: created once, on the first animation frame after mounting (and
  * again only when one of `rebuildOn` changes, such as the y scale type or the theme), fed
  * with `setData` at most once per animation frame, resized with its container, destroyed
@@ -33,7 +44,7 @@ export function useUplot(
     chart = null
     if (!el.value) return
     const width = Math.max(200, el.value.clientWidth)
-    chart = new uPlot({ ...options(), width, height }, data(), el.value)
+    chart = new uPlot({ padding: PADDING, ...options(), width, height }, data(), el.value)
   }
 
   function draw(): void {

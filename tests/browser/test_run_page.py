@@ -1,0 +1,89 @@
+"""The run page as runs change under it: charts whose labels fit, a long metric key
+that wraps inside its chart, another run opened in the same page, and a run deleted
+while its page is open. Runs are logged through the tracking server, on SQLite and on
+PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from playwright.sync_api import expect
+
+from labnotebook import Notebook, Settings
+
+from .conftest import sqlite_url
+from .helpers import running_server, screenshot_path
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+
+#: A metric key at the length limit, with no place to break it.
+LONG_KEY = "k" * 250
+
+# Where every y axis of the page sits relative to its chart: never left of it.
+AXES_INSIDE = """() => Array.from(document.querySelectorAll('.uplot')).flatMap(
+ (chart) => {
+  const left = chart.getBoundingClientRect().left;
+  return Array.from(chart.querySelectorAll('.u-axis'))
+    .map((axis) => axis.getBoundingClientRect().left - left)
+    .filter((offset) => offset < 0);
+ })"""
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    dashboard_built: None,
+) -> Iterator[tuple[str, Notebook, list[str]]]:
+    """(base URL, a notebook logging to it, ids of two runs with the same pictures)."""
+    folder = tmp_path_factory.mktemp(f"run-page-{request.param}")
+    if request.param == "sqlite":
+        store = sqlite_url(folder)
+    else:
+        store = request.getfixturevalue("make_pg_database")()
+    with running_server(store, folder / "server.log") as base:
+        notebook = Notebook(
+            Settings(
+                url=base,
+                home=str(folder / "home"),
+                flush_interval=0.05,
+                capture_console="off",
+            )
+        )
+        ids = []
+        try:
+            for name in ("first", "second"):
+                with notebook.start(name, system_metrics=False) as run:
+                    for step in range(30):
+                        run.log({"loss": 1.0 / (step + 1), LONG_KEY: step}, step=step)
+                    for step in range(4):
+                        picture = np.full((4, 4), step * 60, np.uint8)
+                        run.image(picture, "samples", step=step)
+                ids.append(run.id)
+            yield base, notebook, ids
+        finally:
+            notebook.close()
+
+
+def test_axis_labels_and_long_keys_fit_their_charts(
+    server: tuple[str, Notebook, list[str]], open_page: Any
+) -> None:
+    base, _, (run_id, _) = server
+    page, problems = open_page()
+    page.goto(f"{base}/runs/{run_id}")
+    charts = page.locator(".uplot")
+    expect(charts).to_have_count(2)
+    # Ticks of 1/(step+1) are 0, 0.25, ... 1: the y axis is as wide as "0.75".
+    expect(page.locator(".u-axis").first).to_be_visible()
+    page.wait_for_timeout(500)
+    assert page.evaluate(AXES_INSIDE) == []
+    # A 250-character key wraps in the legend instead of widening the page.
+    legend = page.locator(".u-legend .u-label", has_text=LONG_KEY)
+    expect(legend).to_be_visible()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"]
+    page.screenshot(path=screenshot_path("run-page-long-key"), full_page=True)
+    assert problems.errors == [] and problems.console == []
