@@ -87,3 +87,47 @@ def test_axis_labels_and_long_keys_fit_their_charts(
     assert width <= page.viewport_size["width"]
     page.screenshot(path=screenshot_path("run-page-long-key"), full_page=True)
     assert problems.errors == [] and problems.console == []
+
+
+def test_another_run_opened_in_the_page_starts_afresh(
+    server: tuple[str, Notebook, list[str]], open_page: Any
+) -> None:
+    base, _, (first, second) = server
+    page, problems = open_page()
+    page.goto(f"{base}/runs/{first}")
+    series = page.locator('figure.series[data-name="samples"]')
+    slider = series.get_by_role("slider")
+    slider.focus()
+    page.keyboard.press("Home")
+    expect(series.locator("img")).to_have_attribute("data-step", "0")
+
+    # The dashboard's own router, as a link between runs would use it.
+    page.evaluate(
+        "(id) => document.querySelector('#app').__vue_app__"
+        ".config.globalProperties.$router.push(`/runs/${id}`)",
+        second,
+    )
+    expect(page.locator("h1")).to_have_text("second")
+    expect(series.locator("figcaption")).to_contain_text("step 3")
+    expect(series.locator("img")).to_have_attribute("data-step", "3")
+    assert slider.input_value() == "3"
+    assert problems.errors == [] and problems.console == []
+
+
+def test_a_run_deleted_while_its_page_is_open(
+    server: tuple[str, Notebook, list[str]], open_page: Any
+) -> None:
+    base, notebook, _ = server
+    with notebook.start("doomed", system_metrics=False) as run:
+        run.log(loss=1.0, step=0)
+    page, problems = open_page()
+    page.goto(f"{base}/runs/{run.id}")
+    expect(page.locator("h1")).to_have_text("doomed")
+
+    notebook.delete_run(run.id)
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text(f"no run with id '{run.id}'")
+    expect(page.locator("h1")).to_have_count(0)
+    expect(page.locator(".uplot")).to_have_count(0)
+    page.screenshot(path=screenshot_path("run-page-deleted"), full_page=True)
+    assert problems.errors == []

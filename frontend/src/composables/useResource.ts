@@ -32,8 +32,9 @@ export function isAbort(error: unknown): boolean {
 
 /**
  * Data from the API that is fetched again whenever one of `sources` changes or the
- * app reloads (server back, new token). The request in flight is aborted when a newer
- * one starts and when the owning component unmounts.
+ * app reloads (server back, new token). With `keepData`, the data stays on screen while
+ * the same sources are read again, and is cleared when they change. The request in
+ * flight is aborted when a newer one starts and when the owning component unmounts.
  */
 export function useResource<T>(
   fetcher: (signal: AbortSignal) => Promise<T>,
@@ -64,7 +65,20 @@ export function useResource<T>(
     }
   }
 
-  watch([...sources, () => connection.epoch], () => void reload(), { immediate: true })
+  // Data kept across reloads belongs to the sources it was read for: when they change
+  // (another run), it is cleared rather than shown as the new one's while that loads.
+  watch(
+    sources,
+    () => {
+      data.value = null
+      void reload()
+    },
+    { immediate: true },
+  )
+  watch(
+    () => connection.epoch,
+    () => void reload(),
+  )
   onScopeDispose(() => controller?.abort())
 
   return { data, status, error, reload }
