@@ -1,11 +1,12 @@
 """The run page as runs change under it: charts whose labels fit, a long metric key
-that wraps inside its chart, another run opened in the same page, and a run deleted
-while its page is open. Runs are logged through the tracking server, on SQLite and on
-PostgreSQL."""
+that wraps inside its chart, another run opened in the same page, a run deleted while
+its page is open, and a server that stops while it is open. Runs are logged through
+the tracking server, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from playwright.sync_api import expect
 from labnotebook import Notebook, Settings
 
 from .conftest import sqlite_url
-from .helpers import running_server, screenshot_path
+from .helpers import running_server, screenshot_path, seed_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -131,3 +132,18 @@ def test_a_run_deleted_while_its_page_is_open(
     expect(page.locator(".uplot")).to_have_count(0)
     page.screenshot(path=screenshot_path("run-page-deleted"), full_page=True)
     assert problems.errors == []
+
+
+def test_a_server_gone_while_a_run_page_is_open(
+    tmp_path: Path, open_page: Any, dashboard_built: None
+) -> None:
+    store = sqlite_url(tmp_path)
+    (run_id,) = seed_runs(store, tmp_path / "home", [{"name": "left open"}])
+    page, _ = open_page()
+    with running_server(store, tmp_path / "server.log") as base:
+        page.goto(f"{base}/runs/{run_id}")
+        expect(page.locator("h1")).to_have_text("left open")
+        expect(page.locator(".banner")).to_have_count(0)
+    # Nothing is clicked: the live stream, which the page keeps open, notices.
+    expect(page.locator(".banner")).to_be_visible(timeout=20_000)
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()

@@ -60,12 +60,22 @@ export async function readEventStream(
   signal: AbortSignal,
   onOpen: () => void = () => {},
 ): Promise<string | null> {
-  const response = await fetch(`/api/v1/events${queryString({ cursor })}`, {
-    headers: { Accept: 'text/event-stream', ...authHeaders() },
-    signal,
-    cache: 'no-store',
-  })
+  let response: Response
+  try {
+    response = await fetch(`/api/v1/events${queryString({ cursor })}`, {
+      headers: { Accept: 'text/event-stream', ...authHeaders() },
+      signal,
+      cache: 'no-store',
+    })
+  } catch (error) {
+    if (error instanceof DOMException && error.name === 'AbortError') throw error
+    // A page that only follows the stream (a run page left open) makes no other
+    // request: the stream is what tells it the server is gone.
+    connection.down = true
+    throw new ApiError(0, 'server_unreachable', 'The tracking server does not answer.')
+  }
   if (response.status === 401) connection.authRequired = true
+  if (response.status >= 502 && response.status <= 504) connection.down = true
   if (!response.ok || !response.body) {
     throw new ApiError(response.status, 'events_unavailable', `events stream: ${response.status}`)
   }

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { effectScope } from 'vue'
+import { connection } from '../../api/client'
 import type { RunChange } from '../../api/types'
 import { useRunEvents } from '../useRunEvents'
 
@@ -65,5 +66,47 @@ describe('useRunEvents', () => {
     await wait(100)
     scope.stop()
     expect(resets[0]).toBe(true)
+  })
+
+  it('says the server is down when the stream cannot reach it, and back when it can', async () => {
+    connection.down = false
+    let reachable = false
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async () => {
+        if (!reachable) throw new TypeError('Failed to fetch')
+        const body = new ReadableStream<Uint8Array>({ start: () => {} })
+        return new Response(body, { headers: { 'Content-Type': 'text/event-stream' } })
+      }),
+    )
+    vi.useFakeTimers()
+    const scope = effectScope()
+    try {
+      scope.run(() => useRunEvents(() => {}, 20))
+      await vi.advanceTimersByTimeAsync(10)
+      expect(connection.down).toBe(true)
+
+      reachable = true
+      await vi.advanceTimersByTimeAsync(5_000)
+      expect(connection.down).toBe(false)
+    } finally {
+      scope.stop()
+      vi.useRealTimers()
+      connection.down = false
+    }
+  })
+
+  it('says the server is down when a proxy answers for it with a 502', async () => {
+    connection.down = false
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async () => new Response('bad gateway', { status: 502 })),
+    )
+    const scope = effectScope()
+    scope.run(() => useRunEvents(() => {}, 20))
+    await wait(50)
+    scope.stop()
+    expect(connection.down).toBe(true)
+    connection.down = false
   })
 })
