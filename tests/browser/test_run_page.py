@@ -1,7 +1,7 @@
 """The run page as runs change under it: charts whose labels fit, a long metric key
 that wraps inside its chart, another run opened in the same page, a run deleted while
-its page is open, and a server that stops while it is open. Runs are logged through
-the tracking server, on SQLite and on PostgreSQL."""
+its page is open, a server that stops while it is open, and the same runs compared.
+Runs are logged through the tracking server, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
 #: A metric key at the length limit, with no place to break it.
 LONG_KEY = "k" * 250
+#: A param name as long, offered in the compare page's scatter pickers.
+LONG_PARAM = "p" * 300
 
 # Where every y axis of the page sits relative to its chart: never left of it.
 AXES_INSIDE = """() => Array.from(document.querySelectorAll('.uplot')).flatMap(
@@ -57,7 +59,8 @@ def server(
         ids = []
         try:
             for name in ("first", "second"):
-                with notebook.start(name, system_metrics=False) as run:
+                params = {LONG_PARAM: len(ids), "lr": 0.1}
+                with notebook.start(name, params=params, system_metrics=False) as run:
                     for step in range(30):
                         run.log({"loss": 1.0 / (step + 1), LONG_KEY: step}, step=step)
                     for step in range(4):
@@ -87,6 +90,25 @@ def test_axis_labels_and_long_keys_fit_their_charts(
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"]
     page.screenshot(path=screenshot_path("run-page-long-key"), full_page=True)
+    assert problems.errors == [] and problems.console == []
+
+
+def test_compare_page_fits_the_window_with_long_names(
+    server: tuple[str, Notebook, list[str]], open_page: Any
+) -> None:
+    base, _, ids = server
+    page, problems = open_page()
+    page.goto(f"{base}/compare?runs={','.join(ids)}")
+    expect(page.locator(".uplot")).to_have_count(2)
+    x_picker = page.get_by_label("x (param)")
+    expect(x_picker.locator("option", has_text=LONG_PARAM)).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    assert page.evaluate(AXES_INSIDE) == []
+    x_picker.select_option(f"params.{LONG_PARAM}")
+    page.get_by_label("y (metric)").select_option("metrics.loss.last")
+    expect(page.locator("svg.scatter circle")).to_have_count(2)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    page.screenshot(path=screenshot_path("compare-long-names"), full_page=True)
     assert problems.errors == [] and problems.console == []
 
 
