@@ -1,6 +1,7 @@
 """The run page as runs change under it: charts whose labels fit, a long metric key
 that wraps inside its chart, another run opened in the same page, a run deleted while
-its page is open, a server that stops while it is open, and the same runs compared.
+its page is open, a server that stops while it is open, the same runs compared, and
+the runs table holding long names.
 Runs are logged through the tracking server, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ AXES_INSIDE = """() => Array.from(document.querySelectorAll('.uplot')).flatMap(
     .map((axis) => axis.getBoundingClientRect().left - left)
     .filter((offset) => offset < 0);
  })"""
+
+
+def _wait_axes_inside(page: Any) -> None:
+    """Wait until no axis sits left of its chart (a chart being built may, briefly)."""
+    page.wait_for_function(f"({AXES_INSIDE})().length === 0")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -82,8 +88,7 @@ def test_axis_labels_and_long_keys_fit_their_charts(
     expect(charts).to_have_count(2)
     # Ticks of 1/(step+1) are 0, 0.25, ... 1: the y axis is as wide as "0.75".
     expect(page.locator(".u-axis").first).to_be_visible()
-    page.wait_for_timeout(500)
-    assert page.evaluate(AXES_INSIDE) == []
+    _wait_axes_inside(page)
     # A 250-character key wraps in the legend instead of widening the page.
     legend = page.locator(".u-legend .u-label", has_text=LONG_KEY)
     expect(legend).to_be_visible()
@@ -103,12 +108,36 @@ def test_compare_page_fits_the_window_with_long_names(
     x_picker = page.get_by_label("x (param)")
     expect(x_picker.locator("option", has_text=LONG_PARAM)).to_have_count(1)
     assert page.evaluate("document.documentElement.scrollWidth") <= 1400
-    assert page.evaluate(AXES_INSIDE) == []
+    _wait_axes_inside(page)
     x_picker.select_option(f"params.{LONG_PARAM}")
     page.get_by_label("y (metric)").select_option("metrics.loss.last")
     expect(page.locator("svg.scatter circle")).to_have_count(2)
     assert page.evaluate("document.documentElement.scrollWidth") <= 1400
     page.screenshot(path=screenshot_path("compare-long-names"), full_page=True)
+    assert problems.errors == [] and problems.console == []
+
+
+def test_runs_table_columns_line_up_with_long_names(
+    server: tuple[str, Notebook, list[str]], open_page: Any
+) -> None:
+    base, notebook, _ = server
+    with notebook.start("N" * 200, experiment="E" * 200, system_metrics=False):
+        pass
+    page, problems = open_page()
+    page.goto(base + "/")
+    rows = page.locator(".table .row")
+    expect(page.locator(".body .row", has_text="N" * 200)).to_be_visible()
+    expect(page.locator(".body .row", has_text="first")).to_be_visible()
+    # The left edge of each row's Experiment cell, and each row's width.
+    edges = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.table .row')).map((row) => [
+             row.children[3].getBoundingClientRect().left,
+             row.getBoundingClientRect().width])"""
+    )
+    assert rows.count() == len(edges) >= 3
+    assert len({tuple(edge) for edge in edges}) == 1, edges
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    page.screenshot(path=screenshot_path("runs-long-names"))
     assert problems.errors == [] and problems.console == []
 
 

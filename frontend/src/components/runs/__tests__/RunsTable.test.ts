@@ -70,6 +70,29 @@ describe('RunsTable', () => {
     expect(wrapper.emitted('toggle')![0]).toEqual(['run2'])
   })
 
+  it('gives every row the same tracks and width, whatever the length of its name', () => {
+    const wrapper = mount(RunsTable, {
+      props: {
+        total: 3,
+        version: 0,
+        rowAt: (i: number) => ({ ...makeRun(i), name: 'N'.repeat(i * 200) }),
+        columns: [],
+        sort: '',
+        order: 'desc' as const,
+        selected: [],
+      },
+      global: { stubs: { RouterLink: RouterLinkStub } },
+    })
+    const rows = wrapper.findAll('.row') as { element: HTMLElement }[]
+    expect(rows.length).toBe(4)
+    const head = rows[0]!.element.style
+    expect(head.minWidth).toBe('775px')
+    for (const row of rows) {
+      expect(row.element.style.gridTemplateColumns).toBe(head.gridTemplateColumns)
+      expect(row.element.style.minWidth).toBe(head.minWidth)
+    }
+  })
+
   it('shows names and tags as text', () => {
     const wrapper = mountTable(3)
     expect(wrapper.find('.body b').exists()).toBe(false)
