@@ -6,6 +6,7 @@ Runs are logged through the tracking server, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,22 @@ AXES_INSIDE = """() => Array.from(document.querySelectorAll('.uplot')).flatMap(
  })"""
 
 
+# Charts whose leftmost pixels are drawn on: a y label wider than its axis, cut off.
+LABELS_CUT = """() => Array.from(document.querySelectorAll('.uplot canvas'))
+  .filter((canvas) => {
+    const pixels = canvas.getContext('2d').getImageData(0, 0, 2, canvas.height).data;
+    return pixels.some((value, i) => i % 4 === 3 && value > 0);
+  }).length"""
+
+
 def _wait_axes_inside(page: Any) -> None:
     """Wait until no axis sits left of its chart (a chart being built may, briefly)."""
-    page.wait_for_function(f"({AXES_INSIDE})().length === 0")
+    # Polled from here: the page's Content-Security-Policy forbids the eval that
+    # wait_for_function would use.
+    deadline = time.monotonic() + 15
+    while (outside := page.evaluate(AXES_INSIDE)) and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert outside == []
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -68,7 +82,8 @@ def server(
                 params = {LONG_PARAM: len(ids), "lr": 0.1}
                 with notebook.start(name, params=params, system_metrics=False) as run:
                     for step in range(30):
-                        run.log({"loss": 1.0 / (step + 1), LONG_KEY: step}, step=step)
+                        values = {"loss": 1.0 / (step + 1), LONG_KEY: step}
+                        run.log({**values, "big": 1e8 - 1e6 * step}, step=step)
                     for step in range(4):
                         picture = np.full((4, 4), step * 60, np.uint8)
                         run.image(picture, "samples", step=step)
@@ -85,10 +100,12 @@ def test_axis_labels_and_long_keys_fit_their_charts(
     page, problems = open_page()
     page.goto(f"{base}/runs/{run_id}")
     charts = page.locator(".uplot")
-    expect(charts).to_have_count(2)
-    # Ticks of 1/(step+1) are 0, 0.25, ... 1: the y axis is as wide as "0.75".
+    expect(charts).to_have_count(3)
+    # Ticks of 1/(step+1) are 0, 0.25, ... 1: the y axis is as wide as "0.75"; those
+    # of "big" are as wide as "100000000" in the axis font.
     expect(page.locator(".u-axis").first).to_be_visible()
     _wait_axes_inside(page)
+    assert page.evaluate(LABELS_CUT) == 0
     # A 250-character key wraps in the legend instead of widening the page.
     legend = page.locator(".u-legend .u-label", has_text=LONG_KEY)
     expect(legend).to_be_visible()
@@ -104,7 +121,7 @@ def test_compare_page_fits_the_window_with_long_names(
     base, _, ids = server
     page, problems = open_page()
     page.goto(f"{base}/compare?runs={','.join(ids)}")
-    expect(page.locator(".uplot")).to_have_count(2)
+    expect(page.locator(".uplot")).to_have_count(3)
     x_picker = page.get_by_label("x (param)")
     expect(x_picker.locator("option", has_text=LONG_PARAM)).to_have_count(1)
     assert page.evaluate("document.documentElement.scrollWidth") <= 1400

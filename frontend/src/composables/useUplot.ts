@@ -79,14 +79,36 @@ export function useUplot(
   return { draw, chart: () => chart }
 }
 
-/** Axis colours of the current theme. */
-export function axisStyle(): Pick<uPlot.Axis, 'stroke' | 'grid' | 'ticks'> {
+/** The font of tick labels (uPlot's own), which `axisSize` measures. */
+export const AXIS_FONT =
+  '12px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif'
+/** Pixels between a y axis's labels and its plot: the tick (10) and the gap (5). */
+const AXIS_TICK_AND_GAP = 15
+
+/** Axis colours of the current theme, and the label font. */
+export function axisStyle(): Pick<uPlot.Axis, 'stroke' | 'grid' | 'ticks' | 'font'> {
   const grid = cssVar('--chart-grid') || '#8884'
   return {
     stroke: cssVar('--muted') || '#888',
     grid: { stroke: grid, width: 1 },
-    ticks: { stroke: grid, width: 1 },
+    ticks: { stroke: grid, width: 1, size: 10 },
+    font: AXIS_FONT,
   }
+}
+
+let measurer: CanvasRenderingContext2D | null | undefined
+
+/**
+ * Width in CSS pixels of `text` in the axis font, measured on a canvas; where there is
+ * none, a generous 8 pixels per character.
+ */
+export function labelWidth(text: string): number {
+  if (measurer === undefined) {
+    measurer =
+      typeof document === 'undefined' ? null : document.createElement('canvas').getContext('2d')
+    if (measurer) measurer.font = AXIS_FONT
+  }
+  return measurer ? measurer.measureText(text).width : text.length * 8
 }
 
 /** Tick labels of a y axis; a log axis leaves some ticks unlabelled (null). */
@@ -99,10 +121,14 @@ export function stepLabels(_u: uPlot, ticks: number[]): string[] {
   return ticks.map((v) => (Number.isInteger(v) ? String(v) : ''))
 }
 
-/** Width of a y axis that fits its longest tick label. */
+/**
+ * Width of a y axis that fits its widest tick label, measured in the axis font: the
+ * labels of a fixed number of characters per digit were cut off at the chart's edge in
+ * wide fonts (`20000000` as `0000000`).
+ */
 export function axisSize(_u: uPlot, values: string[] | null): number {
-  const longest = Math.max(3, ...(values ?? []).map((v) => v.length))
-  return Math.min(110, 16 + longest * 7)
+  const widest = Math.max(labelWidth('0.0'), ...(values ?? []).map(labelWidth))
+  return Math.ceil(Math.min(160, widest) + AXIS_TICK_AND_GAP + 2)
 }
 
 /** The n-th colour of the chart palette. */
