@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO, Protocol
 
 from ._errors import NotFoundError, StoreError, ValidationError
+from ._threads import block_process_signals
 from ._values import _check_encodable, _short
 
 #: Bytes read and written at a time while copying.
@@ -373,7 +374,11 @@ class BlobStore:
                     self._written(writing)
                     writing = None
                 if pool is None and len(chunk) == CHUNK_SIZE:
-                    pool = ThreadPoolExecutor(1, thread_name_prefix="labnotebook-blob")
+                    pool = ThreadPoolExecutor(
+                        1,
+                        thread_name_prefix="labnotebook-blob",
+                        initializer=block_process_signals,
+                    )
                 if pool is not None:
                     unsynced += len(chunk)
                     flush = unsynced >= WRITEBACK_EVERY

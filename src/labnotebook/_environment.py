@@ -28,6 +28,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ._threads import start_thread
 from ._values import dump_json
 
 logger = logging.getLogger(__name__)
@@ -63,10 +64,9 @@ def capture(*, code: bool, environment: bool, max_diff_size: int) -> dict[str, A
     reader: threading.Thread | None = None
     if environment:
         # Reading package versions overlaps with the git commands.
-        reader = threading.Thread(
-            target=lambda: packages.append(_guard(_packages)), daemon=True
+        reader = start_thread(
+            lambda: packages.append(_guard(_packages)), name="labnotebook-packages"
         )
-        reader.start()
     if code:
         out["code"] = _guard(lambda: _code(max_diff_size))
     if environment:
@@ -178,11 +178,10 @@ def _notebook() -> dict[str, Any] | None:
 def _git(where: str, max_diff_size: int) -> dict[str, Any]:
     # The remote is read while git status runs.
     remote: list[Any] = []
-    reader = threading.Thread(
-        target=lambda: remote.append(_guard(lambda: {"url": _remote(where)})),
-        daemon=True,
+    reader = start_thread(
+        lambda: remote.append(_guard(lambda: {"url": _remote(where)})),
+        name="labnotebook-git-remote",
     )
-    reader.start()
     status = _run_git(
         where,
         ["status", "--porcelain=v2", "--branch", "--untracked-files=normal", "-z"],
@@ -384,7 +383,7 @@ def _read_packages() -> tuple[dict[str, str], int]:
 
 def prefetch() -> None:
     """Read the hardware in a background thread, so the first start need not."""
-    threading.Thread(target=_guard, args=(_host,), daemon=True).start()
+    start_thread(_guard, args=(_host,), name="labnotebook-hardware")
 
 
 def _host() -> dict[str, Any]:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ._errors import LabnotebookError
+from ._threads import start_thread
 
 if TYPE_CHECKING:
     from ._run import Run
@@ -449,9 +450,7 @@ class _Live:
         self.handles: list[Any] = []
         #: Set by finish() once the run's end is written.
         self.ended = run._ended
-        self.thread = threading.Thread(
-            target=self._loop, name=f"labnotebook-display-{run.id[:8]}", daemon=True
-        )
+        self.thread: threading.Thread | None = None
 
     def _loop(self) -> None:
         try:
@@ -512,7 +511,7 @@ def display(run: Run) -> None:
     live.handles.append(handle)
     with _live_lock:
         _live[run.id] = live
-    live.thread.start()
+    live.thread = start_thread(live._loop, name=f"labnotebook-display-{run.id[:8]}")
 
 
 # ------------------------------------------------------------- cells re-run

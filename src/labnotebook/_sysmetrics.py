@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from ._threads import start_thread
+
 if TYPE_CHECKING:
     from ._run import Run
 
@@ -58,10 +60,9 @@ class SystemSampler:
         self._last_cpu: tuple[float, float] | None = None
         self._last_disk: tuple[int, int] | None = None
         self._last_net: tuple[int, int] | None = None
-        self._thread = threading.Thread(
-            target=self._loop, name=f"labnotebook-sysmetrics-{run.id[:8]}", daemon=True
+        self._thread = start_thread(
+            self._loop, name=f"labnotebook-sysmetrics-{run.id[:8]}"
         )
-        self._thread.start()
 
     @property
     def running(self) -> bool:

@@ -27,6 +27,7 @@ import numpy as np
 from ._errors import StoreError
 from ._spool import Spool
 from ._store.base import Batch, Store
+from ._threads import start_thread
 
 logger = logging.getLogger(__name__)
 
@@ -109,16 +110,12 @@ class Writer:
         self._refused = False
         self.written_points = 0
 
-        self._collector = threading.Thread(
-            target=self._collect_loop,
-            name=f"labnotebook-collect-{run_id[:8]}",
-            daemon=True,
+        self._collector = start_thread(
+            self._collect_loop, name=f"labnotebook-collect-{run_id[:8]}"
         )
-        self._sender = threading.Thread(
-            target=self._send_loop, name=f"labnotebook-send-{run_id[:8]}", daemon=True
+        self._sender = start_thread(
+            self._send_loop, name=f"labnotebook-send-{run_id[:8]}"
         )
-        self._collector.start()
-        self._sender.start()
 
     # ------------------------------------------------------------ caller side
 

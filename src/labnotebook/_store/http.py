@@ -59,6 +59,7 @@ from .._errors import (
     StoreUnavailableError,
     ValidationError,
 )
+from .._threads import block_process_signals
 from .base import (
     Artifact,
     ArtifactCreate,
@@ -343,7 +344,9 @@ class HttpStore:
         if len(hashes) <= 1:
             errors = [_attempt(self._put_blob, sha) for sha in hashes]
         else:
-            with ThreadPoolExecutor(min(UPLOAD_THREADS, len(hashes))) as pool:
+            with ThreadPoolExecutor(
+                min(UPLOAD_THREADS, len(hashes)), initializer=block_process_signals
+            ) as pool:
                 errors = list(pool.map(lambda h: _attempt(self._put_blob, h), hashes))
         for sha, error in zip(hashes, errors, strict=True):
             if isinstance(error, NotFoundError | ValidationError):
