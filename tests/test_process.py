@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from labnotebook import Notebook, Settings
+from labnotebook import Notebook, Settings, _process
 
 CHILD_PRELUDE = """
 import os, sys, time
@@ -245,3 +245,47 @@ def test_forked_children_leave_the_parents_run_alone(
     assert set(sweep["status"]) == {"finished"}
     for run_id in sweep["id"]:
         assert len(notebook.history(run_id, "loss")) == 50
+
+
+def test_sigterm_is_handled_only_while_a_run_is_active(notebook: Notebook) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with notebook.start("outer"):
+        assert signal.getsignal(signal.SIGTERM) is _process._on_sigterm
+        with notebook.start("inner"):
+            pass
+        # The outer run is still active: SIGTERM still finishes it.
+        assert signal.getsignal(signal.SIGTERM) is _process._on_sigterm
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+BLOCKED_WORKER = """
+import multiprocessing, os, signal, sys, time
+import labnotebook as lab
+
+run = lab.start("parent")
+held = multiprocessing.get_context("fork").Lock()
+held.acquire()
+
+def wait_for_the_lock():
+    # A Pool worker waiting for a task waits like this, in C.
+    sys.stdout.write(f"{signal.getsignal(signal.SIGTERM) == signal.SIG_DFL}\\n")
+    sys.stdout.flush()
+    held.acquire()
+
+child = multiprocessing.get_context("fork").Process(target=wait_for_the_lock)
+child.start()
+time.sleep(0.5)
+child.terminate()
+child.join(20)
+print("exitcode", child.exitcode, flush=True)
+run.finish()
+"""
+
+
+def test_a_forked_child_waiting_in_c_ends_on_sigterm(settings: Settings) -> None:
+    proc = spawn(BLOCKED_WORKER, settings)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    # The child has no run of its own, so SIGTERM has its default action there:
+    # a Python handler could not run while the child waits in C.
+    assert out.splitlines() == ["True", f"exitcode {-signal.SIGTERM}"], err

@@ -7,6 +7,7 @@ kept and called after ours.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -29,8 +30,11 @@ _active: dict[Run, None] = {}
 # Reentrant: the SIGTERM handler may run while this thread holds it.
 _active_lock = threading.RLock()
 _installed = False
-_install_lock = threading.Lock()
+# Reentrant: taken again when the SIGTERM handler finishes the last run.
+_install_lock = threading.RLock()
 _previous_excepthook = sys.excepthook
+#: Whether labnotebook's SIGTERM handler is in place, and what it replaced.
+_sigterm_held = False
 _previous_sigterm: Any = None
 
 
@@ -38,11 +42,15 @@ def register(run: Run) -> None:
     _install()
     with _active_lock:
         _active[run] = None
+    _hold_sigterm()
 
 
 def unregister(run: Run) -> None:
     with _active_lock:
         _active.pop(run, None)
+        idle = not _active
+    if idle:
+        _release_sigterm()
 
 
 def active_runs() -> list[Run]:
@@ -58,13 +66,15 @@ def _after_fork_in_child() -> None:
     no longer end them: a DataLoader worker or a Pool process that ends must not
     wait for a writer that is not there, nor mark the parent's run finished.
     """
-    global _active_lock
-    # Another thread may have held the lock at the fork; that thread is gone.
+    global _active_lock, _install_lock
+    # Another thread may have held the locks at the fork; that thread is gone.
     _active_lock = threading.RLock()
+    _install_lock = threading.RLock()
     inherited = list(_active)
     _active.clear()
     for run in inherited:
         run._left_in_parent()
+    _release_sigterm()
 
 
 if hasattr(os, "register_at_fork"):
@@ -80,7 +90,7 @@ def _finish_all(status: str, error: str | None = None) -> None:
 
 
 def _install() -> None:
-    global _installed, _previous_excepthook, _previous_sigterm
+    global _installed, _previous_excepthook
     with _install_lock:
         if _installed:
             return
@@ -88,10 +98,43 @@ def _install() -> None:
         atexit.register(_at_exit)
         _previous_excepthook = sys.excepthook
         sys.excepthook = _excepthook
-        if threading.current_thread() is threading.main_thread():
-            _previous_sigterm = signal.getsignal(signal.SIGTERM)
-            if _previous_sigterm is not signal.SIG_IGN:
-                signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _hold_sigterm() -> None:
+    """Handle SIGTERM while a run is active (from the main thread only, where
+    Python lets handlers be set)."""
+    global _sigterm_held, _previous_sigterm
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with _install_lock:
+        if _sigterm_held:
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is signal.SIG_IGN:
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        _previous_sigterm = previous
+        _sigterm_held = True
+
+
+def _release_sigterm() -> None:
+    """Give SIGTERM back to its previous handler once no run is active.
+
+    A Python-level handler only runs between bytecodes of the main thread: a
+    process stopped by SIGTERM while that thread waits in C (a Pool worker
+    waiting for a task) would not end. Without an active run there is nothing to
+    finish, so the process is left with the handling it had without labnotebook.
+    """
+    global _sigterm_held
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with _install_lock:
+        if not _sigterm_held or active_runs():
+            return
+        _sigterm_held = False
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:  # not replaced since
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signal.SIGTERM, _previous_sigterm)
 
 
 def _at_exit() -> None:
