@@ -449,7 +449,8 @@ def test_path_objects_that_give_bytes(notebook: Notebook, tmp_path: Path) -> Non
         assert (
             run.attach(_BytesPathLike(tmp_path / "weights.bin")).name == "weights.bin"
         )  # type: ignore[arg-type]
-        assert run.attach(_BytesPathLike(tmp_path / "tree")).kind == "folder"  # type: ignore[arg-type]
+        tree = _BytesPathLike(tmp_path / "tree")
+        assert run.attach(tree).kind == "folder"  # type: ignore[arg-type]
         run.save_checkpoint(_BytesPathLike(tmp_path / "weights.bin"), step=0)
     assert notebook.read_artifact(run.id, "weights.bin", kind="file") == b"w"
     assert notebook.load_checkpoint(run.id).read_bytes() == b"w"

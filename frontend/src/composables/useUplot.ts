@@ -81,7 +81,8 @@ export function useUplot(
 
 /** The font of tick labels (uPlot's own), which `axisSize` measures. */
 export const AXIS_FONT =
-  '12px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif'
+  '12px system-ui, -apple-system, "Segoe UI", Roboto, ' +
+  '"Helvetica Neue", Arial, "Noto Sans", sans-serif'
 /** Pixels between a y axis's labels and its plot: the tick (10) and the gap (5). */
 const AXIS_TICK_AND_GAP = 15
 

@@ -486,9 +486,11 @@ def _step(value: object, where: str) -> int:
 def _time(value: object, where: str, optional: bool = False) -> Any:
     if value is None and optional:
         return None
-    if type(value) not in (int, float) or not MIN_TIME <= value <= MAX_TIME:  # type: ignore[operator]
+    if not isinstance(value, int | float) or isinstance(value, bool):
         raise _invalid(where, f"{where} must be {_TIME_RANGE}, got {value!r:.40}")
-    return float(value)  # type: ignore[arg-type]
+    if not MIN_TIME <= value <= MAX_TIME:
+        raise _invalid(where, f"{where} must be {_TIME_RANGE}, got {value!r:.40}")
+    return float(value)
 
 
 def _text(
