@@ -87,6 +87,14 @@ def sqlite_url(folder: Path) -> str:
     return f"sqlite:///{folder / 'lab.db'}"
 
 
+def store_for(request: pytest.FixtureRequest, folder: Path) -> str:
+    """The store a test parametrized by store name runs on: a SQLite file in
+    ``folder`` or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return sqlite_url(folder)
+    return str(request.getfixturevalue("make_pg_database")())
+
+
 @pytest.fixture(scope="module")
 def sqlite_server(
     tmp_path_factory: pytest.TempPathFactory, dashboard_built: None

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from labnotebook import Notebook, Settings
 
-from .conftest import sqlite_url
+from .conftest import store_for
 from .helpers import running_server, screenshot_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -38,10 +38,7 @@ def pictured(
 ) -> Iterator[tuple[str, str]]:
     """(base URL, run id) of a server holding one run with pictures."""
     folder = tmp_path_factory.mktemp(f"images-{request.param}")
-    if request.param == "sqlite":
-        store = sqlite_url(folder)
-    else:
-        store = request.getfixturevalue("make_pg_database")()
+    store = store_for(request, folder)
     with running_server(store, folder / "server.log") as base:
         notebook = Notebook(
             Settings(url=base, home=str(folder / "home"), flush_interval=0.05)

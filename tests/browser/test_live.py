@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import sqlite_url
+from .conftest import store_for
 from .helpers import running_server, screenshot_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -28,10 +28,7 @@ def live_server(
     request: pytest.FixtureRequest, tmp_path: Path, dashboard_built: None
 ) -> Iterator[tuple[str, str, str]]:
     """(base URL, store URL, store kind) of a server on a new, empty store."""
-    if request.param == "sqlite":
-        store = sqlite_url(tmp_path)
-    else:
-        store = request.getfixturevalue("make_pg_database")()
+    store = store_for(request, tmp_path)
     with running_server(store, tmp_path / "server.log") as base:
         yield base, store, request.param
 

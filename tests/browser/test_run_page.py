@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from labnotebook import Notebook, Settings
 
-from .conftest import sqlite_url
+from .conftest import sqlite_url, store_for
 from .helpers import running_server, screenshot_path, seed_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -63,10 +63,7 @@ def server(
 ) -> Iterator[tuple[str, Notebook, list[str]]]:
     """(base URL, a notebook logging to it, ids of two runs with the same pictures)."""
     folder = tmp_path_factory.mktemp(f"run-page-{request.param}")
-    if request.param == "sqlite":
-        store = sqlite_url(folder)
-    else:
-        store = request.getfixturevalue("make_pg_database")()
+    store = store_for(request, folder)
     with running_server(store, folder / "server.log") as base:
         notebook = Notebook(
             Settings(
